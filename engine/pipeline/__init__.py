@@ -1,0 +1,1 @@
+"""The functional core: pure steps from (frame, state) to (frame, state); no I/O, no clock."""

@@ -1,0 +1,55 @@
+"""Group-wise operations on frames already sorted by group, without `.over()` hashing.
+
+The pipeline sorts its long frames by (group, time, order) once; these helpers then use the
+sort: a group starts where `gid` changes, shifts and cumulative sums reset there.
+
+    gid  x      shift_in_group(x)   cum_in_group(x)
+    1    1      null                1
+    1    2      1                   3
+    2    5      null                5
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+GID = "gid"
+
+
+def group_start() -> pl.Expr:
+    g = pl.col(GID)
+    return g != g.shift(1, fill_value=-1)
+
+
+def shift_in_group(expr: pl.Expr, fill: object = None) -> pl.Expr:
+    """The previous row's value within the same group (`fill` on each group's first row)."""
+    return pl.when(group_start()).then(pl.lit(fill)).otherwise(expr.shift(1))
+
+
+def cum_in_group(expr: pl.Expr) -> pl.Expr:
+    """Running sum of an integer expression that restarts at each group."""
+    total = expr.cast(pl.Int64).cum_sum()
+    before = total - expr.cast(pl.Int64)
+    base = pl.when(group_start()).then(before).otherwise(None).forward_fill()
+    return total - base
+
+
+def ffill_in_group(expr: pl.Expr) -> pl.Expr:
+    """Carry the last non-null value forward, never across a group boundary."""
+    # Tag each value with its group so a forward fill that crosses a boundary can be undone.
+    tagged = pl.when(expr.is_not_null()).then(pl.col(GID))
+    filled_gid = tagged.forward_fill()
+    return pl.when(filled_gid == pl.col(GID)).then(expr.forward_fill())
+
+
+def bfill_in_group(expr: pl.Expr) -> pl.Expr:
+    """Carry the next non-null value backward, never across a group boundary."""
+    tagged = pl.when(expr.is_not_null()).then(pl.col(GID))
+    filled_gid = tagged.backward_fill()
+    return pl.when(filled_gid == pl.col(GID)).then(expr.backward_fill())
+
+
+def next_in_group(expr: pl.Expr) -> pl.Expr:
+    """The next row's value within the same group (null on each group's last row)."""
+    g = pl.col(GID)
+    return pl.when(g.shift(-1) == g).then(expr.shift(-1))

@@ -1,0 +1,133 @@
+"""The engine's state between batches: explicit frames, saved and restored byte for byte.
+
+Everything a restarted worker needs to continue exactly where it stopped: the clock, the events
+of the instant not yet closed, per-rule state (pending `for` timers, `resolve after` and
+absence deadlines, window contents), the firing alerts and the open incidents. Each part is
+bounded: window contents by the largest window, alerts by what is firing.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import orjson
+import polars as pl
+
+from engine.pipeline.absence import ABSENCE_STATE
+from engine.pipeline.alerts import ESCALATE, INFO_SCHEMA, LABEL_LIST
+from engine.pipeline.correlate import INCIDENTS
+from engine.pipeline.event_rules import EVENT_STATE
+from engine.pipeline.windows import WINDOW_EVENTS, WINDOW_STATE
+from engine.schema import EVENT_SCHEMA
+
+PENDING_SCHEMA = pl.Schema(
+    {
+        **{k: v for k, v in EVENT_SCHEMA.items() if k != "raw"},
+        "seq": pl.Int64,
+        "t_src": pl.Int64,
+        "t": pl.Int64,
+        "late": pl.Boolean,
+    }
+)
+
+ACTIVE_SCHEMA = pl.Schema(
+    {
+        "rule": pl.String,
+        "key": pl.String,
+        "fired_at": pl.Int64,
+        "info_seq": pl.Int64,
+        "value": pl.Float64,
+        "count": pl.Int64,
+        "team": pl.String,
+        "severity": pl.String,
+        "notify": pl.List(pl.String),
+        "escalate": ESCALATE,
+        "alert_labels": LABEL_LIST,
+        "alert_title": pl.String,
+        "incident_by": pl.String,
+        "incident_key": pl.String,
+        "incident_opened": pl.Int64,
+    }
+)
+
+_MAGIC = b"KLXSTATE1"
+
+
+def _ipc(frame: pl.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    frame.write_ipc(buf, compression="uncompressed")
+    return buf.getvalue()
+
+
+def _canonical_ipc(frame: pl.DataFrame) -> bytes:
+    """Arrow IPC of a frame as it reads back: equal frames give equal bytes.
+
+    A frame fresh from a computation can hold its buffers differently (offsets, validity
+    masks) from the same frame read from disk; one round trip settles the layout.
+    """
+    return _ipc(pl.read_ipc(io.BytesIO(_ipc(frame.rechunk()))))
+
+
+@dataclass
+class EngineState:
+    watermark: int | None = None  # µs: the largest engine instant seen
+    floor: int | None = None  # µs: instants before it are closed
+    next_seq: int = 0
+    late_events: int = 0
+    signatures: dict[str, str] = field(default_factory=dict)
+    pending: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=PENDING_SCHEMA))
+    event_state: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=EVENT_STATE))
+    window_events: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=WINDOW_EVENTS))
+    window_state: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=WINDOW_STATE))
+    absence_state: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=ABSENCE_STATE))
+    info: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=INFO_SCHEMA))
+    alerts: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=ACTIVE_SCHEMA))
+    incidents: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=INCIDENTS))
+
+    def frames(self) -> dict[str, pl.DataFrame]:
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if isinstance(getattr(self, f.name), pl.DataFrame)
+        }
+
+    def scalars(self) -> dict[str, Any]:
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if not isinstance(getattr(self, f.name), pl.DataFrame)
+        }
+
+    def to_bytes(self) -> bytes:
+        """One self-describing blob: a JSON header, then each frame as Arrow IPC."""
+        blobs: list[tuple[str, bytes]] = []
+        for name, frame in self.frames().items():
+            blobs.append((name, _canonical_ipc(frame)))
+        header = orjson.dumps(
+            {"scalars": self.scalars(), "frames": [[n, len(b)] for n, b in blobs]},
+            option=orjson.OPT_SORT_KEYS,
+        )
+        return _MAGIC + struct.pack(">I", len(header)) + header + b"".join(b for _, b in blobs)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> EngineState:
+        if not data.startswith(_MAGIC):
+            raise ValueError("not a Klaxon engine state")
+        pos = len(_MAGIC)
+        (size,) = struct.unpack(">I", data[pos : pos + 4])
+        pos += 4
+        header = orjson.loads(data[pos : pos + size])
+        pos += size
+        state = cls(**header["scalars"])
+        for name, length in header["frames"]:
+            frame = pl.read_ipc(io.BytesIO(data[pos : pos + length]))
+            setattr(state, name, frame)
+            pos += length
+        return state
+
+    @property
+    def size(self) -> dict[str, int]:
+        return {name: frame.height for name, frame in self.frames().items()}

@@ -1,0 +1,443 @@
+"""Window rules (DSL.md §4.4): an aggregate over (t - W, t] per key, crossing a threshold.
+
+The condition can only change where an event enters a window (its instant) or leaves it
+(`ts + W`; with `prev()` also `ts + 2W`), so it is evaluated exactly at those points, with
+rolling aggregates over the events of the last W. A late event (DSL.md §4.1) counts from the
+instant it arrived until `ts + W`: it is in the window at t when `ts > t - W` and it had
+arrived by t.
+
+All window rules of a batch go through together: one rolling pass per distinct window width,
+one episode pass for every (rule, key). Within the step, (rule, key) is a 64-bit hash `h`, so
+sorts and joins work on integers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import polars as pl
+
+from dsl.compiler import AggSpec, CompiledRule, WindowSpec
+from engine.pipeline.episodes import mark_episodes, summarize_episodes
+from engine.pipeline.event_rules import STEP_OUT
+from engine.pipeline.groups import GID
+
+WINDOW_EVENTS = pl.Schema(
+    {
+        "rule": pl.String,
+        "key": pl.String,
+        "t_in": pl.Int64,  # engine instant it arrived
+        "ts": pl.Int64,  # its own time
+        "vnum": pl.Float64,
+        "vtext": pl.String,
+        "seq": pl.Int64,
+    }
+)
+WINDOW_STATE = pl.Schema(
+    {
+        "rule": pl.String,
+        "key": pl.String,
+        "active": pl.Boolean,
+        "t0": pl.Int64,
+        "fired": pl.Boolean,
+        # the aggregate at the last point evaluated: what a `for` that ends later reports
+        "agg": pl.Float64,
+        "n": pl.Float64,
+        "info_seq": pl.Int64,
+    }
+)
+
+
+@dataclass(frozen=True)
+class WindowRule:
+    rule_id: str
+    spec: WindowSpec
+    hold: int  # µs
+
+    @property
+    def width(self) -> int:
+        return self.spec.duration_ms * 1000
+
+    @property
+    def horizon(self) -> int:
+        return self.width * (2 if self.spec.prev else 1)
+
+    @classmethod
+    def of(cls, rule: CompiledRule) -> WindowRule:
+        assert rule.window is not None
+        return cls(rule.rule_id, rule.window, rule.hold_ms * 1000)
+
+
+def group_hash() -> pl.Expr:
+    """(rule, key) → one UInt64; collisions would need 2^32 live groups in a batch."""
+    return pl.struct("rule", "key").hash(seed=0x4B4C58)
+
+
+def _per_rule(
+    rules: Sequence[WindowRule], values: dict[str, object], dtype: pl.DataType
+) -> pl.Expr:
+    return pl.col("rule").replace_strict(values, default=None, return_dtype=dtype)
+
+
+def _by_rule(build: dict[str, pl.Expr]) -> pl.Expr:
+    items = list(build.items())
+    expr = pl.when(pl.col("rule") == items[0][0]).then(items[0][1])
+    for rid, e in items[1:]:
+        expr = expr.when(pl.col("rule") == rid).then(e)
+    return expr
+
+
+def _agg_name(agg: AggSpec) -> str:
+    return f"{agg.name}_{agg.quantile}" if agg.quantile is not None else agg.name
+
+
+def _known() -> pl.Expr:
+    """A data row in the window that had arrived by the point's instant (the slow path)."""
+    return ~pl.col("is_eval") & (pl.col("t_in") <= pl.col("t_known").max())
+
+
+def _agg_expr(agg: AggSpec, width: int) -> pl.Expr:
+    known = _known()
+    v = pl.col("vnum").filter(known)
+    if agg.name in ("count", "rate"):
+        n = known.sum().cast(pl.Float64)
+        return n / (width / 1_000_000) if agg.name == "rate" else n
+    if agg.name == "sum":
+        return v.sum()
+    if agg.name == "avg":
+        return v.mean()
+    if agg.name == "min":
+        return v.min()
+    if agg.name == "max":
+        return v.max()
+    if agg.name == "count_distinct":
+        return pl.col("vtext").filter(known & (pl.col("vtext") != "")).n_unique().cast(pl.Float64)
+    assert agg.quantile is not None
+    return v.quantile(agg.quantile, interpolation="linear")
+
+
+def _rolling_exprs(aggs: dict[str, AggSpec], width: int) -> dict[str, pl.Expr]:
+    """The fast path's aggregates: rolling expressions over one time axis (`axis`)."""
+
+    def roll(expr: pl.Expr, how: str, **kw: object) -> pl.Expr:
+        fn = getattr(expr, f"rolling_{how}_by")
+        return fn("axis", window_size=f"{width}i", closed="right", **kw)  # type: ignore[no-any-return]
+
+    n = roll((~pl.col("is_eval")).cast(pl.Int64), "sum").cast(pl.Float64)
+    v = pl.col("vnum")
+    exprs: dict[str, pl.Expr] = {"n": n}
+    for name, a in aggs.items():
+        if a.name == "count":
+            exprs[name] = n
+        elif a.name == "rate":
+            exprs[name] = n / (width / 1_000_000)
+        elif a.name in ("sum", "min", "max"):
+            exprs[name] = roll(v, a.name)
+        elif a.name == "avg":
+            exprs[name] = roll(v, "mean")
+        else:
+            exprs[name] = roll(v, "quantile", quantile=a.quantile, interpolation="linear")
+    return exprs
+
+
+def _rolled(
+    rules: Sequence[WindowRule],
+    data: pl.DataFrame,
+    points: pl.DataFrame,
+    pick: dict[str, list[AggSpec]],
+) -> pl.DataFrame:
+    """Aggregates over (ts - W, ts] at each point (h, rule, ts, t_known), W per rule.
+
+    `pick[rule]` lists the aggregates each rule needs, returned as agg0, agg1, ... in order,
+    with `n` (events in the window).
+    """
+    outs = []
+    for width in sorted({r.width for r in rules if r.rule_id in pick}):
+        ids = [r.rule_id for r in rules if r.width == width and r.rule_id in pick]
+        pts = points.filter(pl.col("rule").is_in(ids))
+        if pts.height == 0:
+            continue
+        frame = pl.concat(
+            [
+                data.filter(pl.col("rule").is_in(ids)).select(
+                    "h",
+                    "rule",
+                    "ts",
+                    "t_in",
+                    "vnum",
+                    "vtext",
+                    "seq",
+                    is_eval=pl.lit(False),
+                    t_known=pl.lit(None, dtype=pl.Int64),
+                ),
+                pts.select(
+                    "h",
+                    "rule",
+                    "ts",
+                    t_in="ts",
+                    vnum=pl.lit(None, dtype=pl.Float64),
+                    vtext=pl.lit(None, dtype=pl.String),
+                    seq=pl.lit(None, dtype=pl.Int64),
+                    is_eval=pl.lit(True),
+                    t_known="t_known",
+                ),
+            ],
+            how="vertical_relaxed",
+        ).sort("h", "ts", "is_eval")
+        distinct: dict[str, AggSpec] = {}
+        for rid in ids:
+            for a in pick[rid]:
+                distinct.setdefault(_agg_name(a), a)
+        late = frame.filter(~pl.col("is_eval") & (pl.col("t_in") != pl.col("ts"))).height > 0
+        if late or any(a.name == "count_distinct" for a in distinct.values()):
+            aggs = {name: _agg_expr(a, width) for name, a in distinct.items()}
+            aggs["n"] = _known().sum().cast(pl.Float64)
+            rolled = (
+                frame.rolling(index_column="ts", period=f"{width}i", closed="right", group_by="h")
+                .agg(**aggs)
+                .unique(["h", "ts"], keep="last")
+            )
+            rolled = pts.select("h", "rule", "ts", "t_known").join(
+                rolled, on=["h", "ts"], how="left"
+            )
+        else:
+            # Groups laid end to end on one axis, far enough apart that no window reaches
+            # across: one rolling pass serves every (rule, key) without grouping.
+            base = int(frame["ts"].min())  # type: ignore[arg-type]
+            gap = int(frame["ts"].max()) - base + width + 1  # type: ignore[operator]
+            dense = (pl.col("h") != pl.col("h").shift(1)).fill_null(True).cum_sum().cast(pl.Int64)
+            rolled = (
+                frame.with_columns(axis=(pl.col("ts") - base) + dense * gap)
+                .with_columns(**_rolling_exprs(distinct, width))
+                .filter("is_eval")
+            )
+        slots = max(len(pick[rid]) for rid in ids)
+        chosen = []
+        for slot in range(slots):
+            build = {
+                rid: pl.col(_agg_name(pick[rid][slot])) for rid in ids if slot < len(pick[rid])
+            }
+            chosen.append(_by_rule(build).alias(f"agg{slot}"))
+        outs.append(rolled.select("h", "rule", "ts", "t_known", "n", *chosen))
+    if not outs:
+        return points.with_columns(
+            n=pl.lit(None, dtype=pl.Float64), agg0=pl.lit(None, dtype=pl.Float64)
+        )
+    return pl.concat(outs, how="diagonal_relaxed")
+
+
+def step_window_rules(
+    rules: Sequence[WindowRule],
+    fresh: pl.DataFrame,
+    events: pl.DataFrame,
+    state: pl.DataFrame,
+    lo: int,
+    hi: int,
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """All window rules over [lo, hi): transitions, the events to keep, the condition state.
+
+    `fresh` are this batch's matching firing events (WINDOW_EVENTS, t_in = engine instant);
+    `events` and `state` are what the rules carried (WINDOW_EVENTS, WINDOW_STATE).
+    """
+    empty = (
+        pl.DataFrame(schema=STEP_OUT),
+        pl.DataFrame(schema=WINDOW_EVENTS),
+        pl.DataFrame(schema=WINDOW_STATE),
+    )
+    if not rules:
+        return empty
+    ids = [r.rule_id for r in rules]
+    width = _per_rule(rules, {r.rule_id: r.width for r in rules}, pl.Int64())
+    horizon = _per_rule(rules, {r.rule_id: r.horizon for r in rules}, pl.Int64())
+    fresh = fresh.filter(pl.col("rule").is_in(ids) & (pl.col("ts") > pl.col("t_in") - horizon))
+    data = pl.concat([events.filter(pl.col("rule").is_in(ids)), fresh], how="vertical_relaxed")
+    state = state.filter(pl.col("rule").is_in(ids))
+    if data.height == 0 and state.height == 0:
+        return empty
+    data = data.with_columns(h=group_hash(), width=width)
+    in_range = (pl.col("t") >= lo) & (pl.col("t") < hi)
+    prev_ids = [r.rule_id for r in rules if r.spec.prev]
+    points = (
+        pl.concat(
+            [
+                data.filter(pl.col("t_in") >= lo).select("h", "rule", "key", t="t_in"),
+                data.select("h", "rule", "key", t=pl.col("ts") + pl.col("width")),
+                data.filter(pl.col("rule").is_in(prev_ids)).select(
+                    "h", "rule", "key", t=pl.col("ts") + 2 * pl.col("width")
+                ),
+            ]
+        )
+        .filter(in_range)
+        .unique(["h", "t"])
+    )
+    if points.height:
+        values = _rolled(
+            rules,
+            data,
+            points.select("h", "rule", ts="t", t_known="t"),
+            {r.rule_id: [r.spec.agg] for r in rules},
+        ).select("h", "rule", t="ts", agg="agg0", n="n")
+        # The latest event that had arrived by each point: the context of its transitions.
+        arrived = data.select("h", t="t_in", last_seq="seq").sort("h", "t", "last_seq")
+        values = values.sort("h", "t").join_asof(
+            arrived, on="t", by="h", strategy="backward", check_sortedness=False
+        )
+        prev_rules = [r for r in rules if r.spec.prev]
+        if prev_rules:
+            shifted = points.filter(pl.col("rule").is_in(prev_ids)).select(
+                "h",
+                "rule",
+                ts=pl.col("t")
+                - _per_rule(prev_rules, {r.rule_id: r.width for r in prev_rules}, pl.Int64()),
+                t_known="t",
+            )
+            before = _rolled(
+                prev_rules, data, shifted, {r.rule_id: list(r.spec.prev) for r in prev_rules}
+            )
+            slots = max(len(r.spec.prev) for r in prev_rules)
+            before = before.select(
+                "h", t="t_known", **{f"__prev{i}": f"agg{i}" for i in range(slots)}
+            )
+            values = values.join(before, on=["h", "t"], how="left")
+        conds = {r.rule_id: r.spec.condition(pl.col("agg")) for r in rules}
+        values = values.with_columns(cond=_by_rule(conds).fill_null(False))
+    else:
+        values = pl.DataFrame(
+            schema={
+                "h": pl.UInt64,
+                "rule": pl.String,
+                "t": pl.Int64,
+                "agg": pl.Float64,
+                "n": pl.Float64,
+                "last_seq": pl.Int64,
+                "cond": pl.Boolean,
+            }
+        )
+
+    hold = _per_rule(rules, {r.rule_id: r.hold for r in rules}, pl.Int64())
+    rows = (
+        pl.concat(
+            [
+                state.select(
+                    h=group_hash(),
+                    t=pl.lit(lo - 1, dtype=pl.Int64),
+                    active="active",
+                    is_state=pl.lit(True),
+                    st_t0="t0",
+                    st_fired="fired",
+                    rule="rule",
+                    ord=pl.lit(-1, dtype=pl.Int64),
+                ),
+                values.select(
+                    "h",
+                    "t",
+                    active="cond",
+                    is_state=pl.lit(False),
+                    st_t0=pl.lit(None, dtype=pl.Int64),
+                    st_fired=pl.lit(None, dtype=pl.Boolean),
+                    rule="rule",
+                    ord=pl.lit(0, dtype=pl.Int64),
+                ),
+            ],
+            how="vertical_relaxed",
+        )
+        .with_columns(hold=hold)
+        .sort("h", "t")
+        .with_columns(
+            gid=(pl.col("h") != pl.col("h").shift(1)).fill_null(True).cum_sum().cast(pl.Int64)
+        )
+    )
+    rows = mark_episodes(rows)
+    eps = summarize_episodes(rows, hi).join(
+        rows.group_by(GID).agg(pl.col("h").first()), on=GID, how="left"
+    )
+    names = pl.concat(
+        [data.select("h", "rule", "key"), state.select(h=group_hash(), rule="rule", key="key")]
+    ).unique("h")
+    # Every point's aggregate, and for carried alerts the last one before this range.
+    by_point = pl.concat(
+        [
+            state.select(
+                h=group_hash(),
+                t=pl.lit(lo - 1, dtype=pl.Int64),
+                agg="agg",
+                n="n",
+                info_seq="info_seq",
+            ),
+            values.select("h", "t", "agg", "n", info_seq="last_seq"),
+        ],
+        how="vertical_relaxed",
+    )
+    out = _transitions(eps, by_point).join(names, on="h", how="left")
+    # An event leaves the last window at ts + W (ts + 2W with prev()); that point may be `hi`
+    # itself, which the next range evaluates.
+    reach = pl.col("width") * pl.when(pl.col("rule").is_in(prev_ids)).then(2).otherwise(1)
+    keep = data.filter(pl.col("ts") + reach >= hi)
+    last_point = by_point.sort("h", "t").unique("h", keep="last").drop("t")
+    carried = (
+        eps.filter("is_open")
+        .join(names, on="h", how="left")
+        .join(last_point, on="h", how="left")
+        .select(
+            "rule",
+            "key",
+            "agg",
+            "n",
+            "info_seq",
+            active=pl.lit(True),
+            t0="t0",
+            fired=pl.col("fired_before") | pl.col("fires"),
+        )
+    )
+    return (
+        out.select(list(STEP_OUT)).cast(dict(STEP_OUT)),
+        keep.select(list(WINDOW_EVENTS)),
+        carried.select(list(WINDOW_STATE)).sort("rule", "key"),
+    )
+
+
+def _transitions(eps: pl.DataFrame, by_point: pl.DataFrame) -> pl.DataFrame:
+    """fired at fire_at (the aggregate then), resolved at te (the aggregate there).
+
+    te and, without a hold, fire_at are evaluation points; a held fire looks back to the
+    last point before it.
+    """
+    fires = eps.filter("fires").select("h", at="fire_at", first_seen="t0", held=pl.col("hold") > 0)
+    direct = fires.filter(~pl.col("held")).join(
+        by_point, left_on=["h", "at"], right_on=["h", "t"], how="left"
+    )
+    held = fires.filter("held")
+    if held.height:
+        held = (
+            held.sort("h", "at")
+            .join_asof(
+                by_point.sort("h", "t"),
+                left_on="at",
+                right_on="t",
+                by="h",
+                strategy="backward",
+                check_sortedness=False,
+            )
+            .drop("t")
+        )
+        direct = pl.concat([direct, held], how="diagonal_relaxed")
+    resolved = (
+        eps.filter("resolves")
+        .select("h", at="te", first_seen="t0")
+        .join(by_point, left_on=["h", "at"], right_on=["h", "t"], how="left")
+    )
+
+    def shape(frame: pl.DataFrame, kind: str) -> pl.DataFrame:
+        return frame.select(
+            "h",
+            "at",
+            transition=pl.lit(kind),
+            info_seq="info_seq",
+            occurrences=pl.col("n").fill_null(0).cast(pl.Int64),
+            first_seen="first_seen",
+            agg="agg",
+            ord=pl.lit(2**62, dtype=pl.Int64),  # after every event of the instant
+        )
+
+    return pl.concat([shape(direct, "fired"), shape(resolved, "resolved")], how="vertical_relaxed")
