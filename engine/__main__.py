@@ -1,0 +1,5 @@
+"""`python -m engine ...` is `klaxon ...`."""
+
+from engine.cli import main
+
+main()

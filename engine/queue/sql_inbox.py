@@ -1,0 +1,37 @@
+"""The SQL inbox queue: `inbox` rows pointing at `events`, oldest first."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, delete, func, select
+
+from engine.queue import Batch
+from engine.schema import EVENT_SCHEMA
+from engine.store.db import Database
+from engine.store.events import events_frame
+from engine.store.models import Event, InboxItem
+
+
+class SqlInbox:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def claim(self, limit: int) -> Batch | None:
+        columns = [getattr(Event, name) for name in EVENT_SCHEMA]
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(InboxItem.id, *columns)
+                .join(Event, Event.id == InboxItem.event_pk)
+                .order_by(InboxItem.id)
+                .limit(limit)
+            ).all()
+        if not rows:
+            return None
+        return Batch(events_frame([r[1:] for r in rows]), tuple(r[0] for r in rows))
+
+    def ack(self, conn: Connection, batch: Batch) -> bool:
+        result = conn.execute(delete(InboxItem).where(InboxItem.id.in_(batch.ids)))
+        return result.rowcount == len(batch.ids)
+
+    def depth(self) -> int:
+        with self.db.read() as conn:
+            return int(conn.execute(select(func.count()).select_from(InboxItem)).scalar_one())

@@ -1,0 +1,85 @@
+"""From a real Alertmanager payload to an alert people act on, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.worker import Worker
+
+PAYLOADS = Path(__file__).parents[2] / "payloads"
+
+
+def _drain(worker: Worker) -> None:
+    while worker.step():
+        pass
+
+
+def test_firing_payload_becomes_an_alert_and_the_resolved_one_resolves_it(
+    api, db, settings
+) -> None:
+    worker = Worker(db, settings)
+    r = api.post(
+        "/api/v1/ingest/prometheus",
+        content=(PAYLOADS / "alertmanager-04-firing-PeersDemoErrorRatio.json").read_bytes(),
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["stored"] == r.json()["accepted"] >= 1
+    _drain(worker)
+    items = api.get("/api/v1/alerts", params={"status": "open"}).json()["items"]
+    assert [a["title"] for a in items] == ["PeersDemoErrorRatio"]
+    alert = items[0]
+    assert alert["source"] == "prometheus"
+    assert alert["status"] == "active"
+
+    r = api.post(f"/api/v1/alerts/{alert['id']}/acknowledge", json={"note": "looking"})
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "acknowledged"
+    assert r.json()["acknowledged_by"] == "key:tests"
+
+    api.post(
+        "/api/v1/ingest/prometheus",
+        content=(PAYLOADS / "alertmanager-05-resolved-PeersDemoErrorRatio.json").read_bytes(),
+    )
+    _drain(worker)
+    done = api.get(f"/api/v1/alerts/{alert['id']}").json()
+    assert done["status"] == "resolved"
+    assert done["resolved_by"] == "klaxon"
+    actions = [h["action"] for h in api.get(f"/api/v1/alerts/{alert['id']}/history").json()]
+    assert actions == ["fired", "acknowledged", "resolved"]
+
+
+def test_a_redelivered_payload_is_stored_once(api, db, settings) -> None:
+    body = (PAYLOADS / "alertmanager-01-firing-PeersManualPush.json").read_bytes()
+    first = api.post("/api/v1/ingest/prometheus", content=body).json()
+    second = api.post("/api/v1/ingest/prometheus", content=body).json()
+    assert first["stored"] == 1
+    assert second["stored"] == 0
+    assert first["event_ids"] == second["event_ids"]
+    Worker(db, settings).step()
+    alerts = api.get("/api/v1/alerts").json()["items"]
+    assert len(alerts) == 1
+    assert alerts[0]["occurrences"] == 1
+
+
+def test_an_invalid_payload_is_422_naming_the_field_and_stores_nothing(api, db, settings) -> None:
+    r = api.post(
+        "/api/v1/ingest/grafana", json={"alerts": [{"status": "firing", "labels": "nope"}]}
+    )
+    assert r.status_code == 422
+    body = r.json()
+    assert body["ok"] is False
+    assert body["status"] == 422
+    assert "alerts[0]" in (body["field"] or "")
+    assert Worker(db, settings).step() == 0
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [({"Authorization": ""}, 401), ({"Authorization": "Bearer klx_nope"}, 401)],
+)
+def test_ingest_needs_a_valid_key(api, headers, status) -> None:
+    r = api.post("/api/v1/events", json=[{"title": "x"}], headers=headers)
+    assert r.status_code == status
+    assert r.json()["status"] == status
