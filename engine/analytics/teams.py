@@ -1,0 +1,241 @@
+"""Team load: alerts per team member, and pages outside working hours.
+
+- alerts per member: alerts of the team created in the period / its members (team_members);
+- pages: notifications sent for the team's alerts in the period, except `resolved`, `test` and
+  `report` ones (they wake nobody up);
+- after hours: a page sent outside 08:00–18:00 (local time of the team: `teams.quiet_hours.tz`,
+  else UTC; weekends are not special). A team with no pages at all in the period (notifications
+  not set up) is measured by its alerts' creation times instead: `after_hours_basis` says which;
+- per person: alerts they acknowledged and resolved, pages that reached them (directly, as a
+  user target, or as the one on call) and how many came outside 08:00–18:00 in their time zone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Connection, select
+
+from engine.analytics.filters import Filters
+from engine.analytics.frames import records, share
+from engine.analytics.warehouse import Warehouse
+from engine.store.models import Team, TeamMember, User
+
+WORK_START_H = 8
+WORK_END_H = 18
+NOT_PAGES = ("resolved", "test", "report")
+PAGED_AT = "coalesce(n.sent_at, n.created_at)"
+
+
+def people(conn: Connection) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(teams: team, tz, members) and (members: team, email, name, tz) from the store."""
+    teams = conn.execute(select(Team.id, Team.name, Team.quiet_hours)).all()
+    members = conn.execute(
+        select(TeamMember.team_id, User.email, User.name, User.tz)
+        .join(User, User.id == TeamMember.user_id)
+        .where(User.is_active)
+    ).all()
+    names = {tid: name for tid, name, _ in teams}
+    count: dict[int, int] = {}
+    for tid, *_ in members:
+        count[tid] = count.get(tid, 0) + 1
+    team_frame = pl.DataFrame(
+        {
+            "team": [name for _, name, _ in teams],
+            "tz": [str((qh or {}).get("tz") or "UTC") for _, _, qh in teams],
+            "members": [count.get(tid, 0) for tid, _, _ in teams],
+        },
+        schema={"team": pl.String, "tz": pl.String, "members": pl.Int64},
+    )
+    member_frame = pl.DataFrame(
+        {
+            "team": [names.get(tid, "") for tid, *_ in members],
+            "email": [m[1] for m in members],
+            "name": [m[2] for m in members],
+            "tz": [m[3] or "UTC" for m in members],
+        },
+        schema={"team": pl.String, "email": pl.String, "name": pl.String, "tz": pl.String},
+    )
+    return team_frame, member_frame
+
+
+def after_hours(slots: pl.DataFrame, count: str, tz_of: pl.DataFrame, key: str) -> pl.DataFrame:
+    """Per `key`: how many of `count` fell outside working hours in that key's time zone.
+
+    `slots` holds counts per 15-minute UTC slot (every real time zone's offset is a multiple of
+    15 minutes, so a slot lies within one local hour); `tz_of` maps each key to its zone.
+    """
+    joined = slots.join(tz_of.select(key, "tz"), on=key, how="left").with_columns(
+        pl.col("tz").fill_null("UTC")
+    )
+    parts = []
+    for (zone,), group in joined.partition_by("tz", as_dict=True).items():
+        hour = group["slot"].dt.replace_time_zone("UTC").dt.convert_time_zone(str(zone)).dt.hour()
+        outside = (hour < WORK_START_H) | (hour >= WORK_END_H)
+        parts.append(group.select(key, n=pl.when(outside).then(pl.col(count)).otherwise(0)))
+    if not parts:
+        return pl.DataFrame(schema={key: pl.String, "n": pl.Int64})
+    return pl.concat(parts).group_by(key).agg(pl.col("n").sum().cast(pl.Int64))
+
+
+def team_load(
+    wh: Warehouse, filters: Filters, teams: pl.DataFrame, members: pl.DataFrame
+) -> dict[str, Any]:
+    where, params = filters.where("a")
+    n_time, n_params = filters.where("n", dimensions=())
+    dims, dim_params = filters.dims("a")
+    not_pages = ", ".join(f"'{t}'" for t in NOT_PAGES)
+    slots = wh.frame(
+        f"""
+        SELECT coalesce(a.team, '') AS team, time_bucket(INTERVAL 15 minutes, a.created_at) AS slot,
+               count(*) AS alerts, count(a.acknowledged_at) AS acknowledged,
+               count(*) FILTER (NOT a.is_muted) AS unmuted
+        FROM alerts a WHERE {where} GROUP BY ALL
+        """,
+        params,
+    )
+    page_slots = wh.frame(
+        f"""
+        SELECT coalesce(a.team, '') AS team,
+               time_bucket(INTERVAL 15 minutes, {PAGED_AT}) AS slot, count(*) AS pages
+        FROM notifications n JOIN alerts a ON a.id = n.alert_id
+        WHERE {n_time} AND {dims} AND n.status = 'sent' AND n.transition NOT IN ({not_pages})
+        GROUP BY ALL
+        """,
+        n_params | dim_params,
+        fresh=False,
+    )
+    alerts = (
+        slots.group_by("team")
+        .agg(pl.col("alerts").sum(), pl.col("acknowledged").sum())
+        .join(
+            after_hours(slots, "unmuted", teams, "team").rename({"n": "after_hours_alerts"}),
+            on="team",
+            how="left",
+        )
+    )
+    pages = (
+        page_slots.group_by("team")
+        .agg(pl.col("pages").sum())
+        .join(
+            after_hours(page_slots, "pages", teams, "team").rename({"n": "after_hours_pages"}),
+            on="team",
+            how="left",
+        )
+    )
+    wanted = set(filters.team)
+    known = teams.filter(pl.col("team").is_in(list(wanted))) if wanted else teams
+    frame = (
+        known.select("team", "tz", "members")
+        .join(alerts, on="team", how="full", coalesce=True)
+        .join(pages, on="team", how="left")
+        .with_columns(
+            pl.col(
+                "members",
+                "alerts",
+                "acknowledged",
+                "pages",
+                "after_hours_pages",
+                "after_hours_alerts",
+            ).fill_null(0),
+            pl.col("tz").fill_null("UTC"),
+        )
+        .sort(["alerts", "team"], descending=[True, False])
+    )
+    rows = []
+    for r in records(frame):
+        basis = "notifications" if r["pages"] else "alerts"
+        rows.append(
+            {
+                "team": r["team"] or None,
+                "tz": r["tz"],
+                "members": r["members"],
+                "alerts": r["alerts"],
+                "alerts_per_member": share(r["alerts"], r["members"]),
+                "acknowledged": r["acknowledged"],
+                "pages": r["pages"],
+                "after_hours_pages": r["after_hours_pages"]
+                if basis == "notifications"
+                else r["after_hours_alerts"],
+                "after_hours_basis": basis,
+            }
+        )
+    return {
+        "filters": filters.to_dict(),
+        "work_hours": f"{WORK_START_H:02d}:00-{WORK_END_H:02d}:00",
+        "teams": rows,
+        "people": _people(wh, filters, members),
+    }
+
+
+def _people(wh: Warehouse, filters: Filters, members: pl.DataFrame) -> list[dict[str, Any]]:
+    if wanted := set(filters.team):
+        members = members.filter(pl.col("team").is_in(list(wanted)))
+    if members.height == 0:
+        return []
+    where, params = filters.where("a")
+    n_time, n_params = filters.where("n", dimensions=())
+    dims, dim_params = filters.dims("a")
+    not_pages = ", ".join(f"'{t}'" for t in NOT_PAGES)
+    acked = wh.frame(
+        f"""
+        SELECT who, sum(acknowledged) AS acknowledged, sum(resolved) AS resolved FROM (
+            SELECT acknowledged_by AS who, count(*) AS acknowledged, 0 AS resolved
+            FROM alerts a WHERE {where} AND acknowledged_by IS NOT NULL GROUP BY ALL
+            UNION ALL
+            SELECT resolved_by AS who, 0 AS acknowledged, count(*) AS resolved
+            FROM alerts a WHERE {where} AND resolved_by IS NOT NULL GROUP BY ALL
+        ) GROUP BY who
+        """,
+        params,
+        fresh=False,
+    )
+    paged = wh.frame(
+        f"""
+        SELECT regexp_replace(coalesce(n.person, n.target), '^user:', '') AS who,
+               time_bucket(INTERVAL 15 minutes, {PAGED_AT}) AS slot, count(*) AS pages
+        FROM notifications n JOIN alerts a ON a.id = n.alert_id
+        WHERE {n_time} AND {dims} AND n.status = 'sent' AND n.transition NOT IN ({not_pages})
+        GROUP BY ALL
+        """,
+        n_params | dim_params,
+        fresh=False,
+    )
+    # A person acts under their email or their name.
+    by_email = members.select("email", "name").unique()
+    acted = (
+        pl.concat(
+            [
+                by_email.join(acked, left_on="email", right_on="who").select(
+                    "email", "acknowledged", "resolved"
+                ),
+                by_email.filter(pl.col("name") != pl.col("email"))
+                .join(acked, left_on="name", right_on="who")
+                .select("email", "acknowledged", "resolved"),
+            ]
+        )
+        .group_by("email")
+        .agg(pl.col("acknowledged", "resolved").sum().cast(pl.Int64))
+    )
+    tz_of = members.select("email", "tz").unique("email").rename({"email": "who"})
+    mine = paged.join(tz_of.select("who"), on="who", how="semi")
+    paged = (
+        mine.group_by("who")
+        .agg(pl.col("pages").sum().cast(pl.Int64))
+        .join(
+            after_hours(mine, "pages", tz_of, "who").rename({"n": "after_hours_pages"}),
+            on="who",
+            how="left",
+        )
+        .rename({"who": "email"})
+    )
+    frame = (
+        members.group_by("email", "name", "tz")
+        .agg(pl.col("team").sort().alias("teams"))
+        .join(acted, on="email", how="left")
+        .join(paged, on="email", how="left")
+        .with_columns(pl.col("acknowledged", "resolved", "pages", "after_hours_pages").fill_null(0))
+        .sort("email")
+    )
+    return records(frame)

@@ -1,0 +1,163 @@
+"""DuckDB over the snapshots: one in-memory database per process, views that follow the manifest.
+
+    wh = warehouse(db, settings.data_dir)
+    frame = wh.frame("select severity, count(*) n from alerts group by all")
+
+Every query runs on its own cursor, so threads (FastAPI's pool) share one warehouse. Before a
+query the snapshot is refreshed if it is older than `max_age_s`; if another thread or process
+is refreshing, the query uses the snapshot as it is rather than wait.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from engine.analytics.errors import AnalyticsError
+from engine.analytics.snapshot import Manifest, Snapshots, TableState
+from engine.analytics.tables import TABLES, TableSpec
+from engine.store.db import Database
+
+DEFAULT_MAX_AGE_S = 5.0
+
+
+def _quote(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _files(paths: list[Path]) -> str:
+    return "[" + ", ".join(_quote(p) for p in paths) + "]"
+
+
+class Warehouse:
+    """Queries over one store's snapshots."""
+
+    def __init__(
+        self, db: Database, data_dir: Path, *, max_age_s: float = DEFAULT_MAX_AGE_S
+    ) -> None:
+        self.db = db
+        self.snapshots = Snapshots(db, data_dir)
+        self.max_age_s = max_age_s
+        self._con = duckdb.connect(config={"preserve_insertion_order": False})
+        self._bound: int | None = None
+        self._lock = threading.Lock()
+
+    # ---------------------------------------------------------------- freshness
+
+    def refresh(self, *, compact: bool | None = None) -> Manifest:
+        manifest = self.snapshots.refresh(compact=compact)
+        assert manifest is not None  # a blocking refresh always returns one
+        return manifest
+
+    def ensure_fresh(self, max_age_s: float | None = None) -> Manifest:
+        """The current manifest, refreshed first if it is older than `max_age_s`."""
+        limit = self.max_age_s if max_age_s is None else max_age_s
+        manifest = self.snapshots.manifest()
+        if manifest is None:
+            return self.refresh()
+        if manifest.age_s > limit:
+            newer = self.snapshots.refresh(blocking=False)
+            if newer is not None:
+                return newer
+        return manifest
+
+    # ---------------------------------------------------------------- views
+
+    def _view_sql(self, spec: TableSpec, state: TableState) -> str:
+        """Partitions, minus the delta's ids where the delta replaces rows, plus the delta."""
+        path = self.snapshots.path
+        plain = [path(p.file) for n, p in sorted(state.parts.items()) if n not in state.touched]
+        touched = [path(state.parts[n].file) for n in state.touched if n in state.parts]
+        pieces = []
+        if plain:
+            pieces.append(f"SELECT * FROM read_parquet({_files(plain)})")
+        if touched and state.delta:
+            delta = _quote(path(state.delta))
+            pieces.append(
+                f"SELECT * FROM read_parquet({_files(touched)}) "
+                f"WHERE id NOT IN (SELECT id FROM read_parquet({delta}))"
+            )
+        if state.delta:
+            pieces.append(f"SELECT * FROM read_parquet({_quote(path(state.delta))})")
+        if not pieces:
+            pieces.append(f"SELECT * FROM read_parquet({_quote(self.snapshots.empty_file(spec))})")
+        return " UNION ALL ".join(pieces)
+
+    def _bind(self, manifest: Manifest) -> None:
+        with self._lock:
+            if self._bound == manifest.generation:
+                return
+            for spec in TABLES.values():
+                state = manifest.tables.get(spec.name) or TableState()
+                self._con.execute(
+                    f"CREATE OR REPLACE VIEW {spec.name} AS {self._view_sql(spec, state)}"
+                )
+            self._bound = manifest.generation
+
+    # ---------------------------------------------------------------- queries
+
+    def frame(
+        self,
+        sql: str,
+        params: dict[str, Any] | None = None,
+        *,
+        fresh: bool = True,
+        **frames: pl.DataFrame,
+    ) -> pl.DataFrame:
+        """Run `sql` over the snapshot's views (and any Polars frames passed by name)."""
+        manifest = self.ensure_fresh() if fresh else (self.snapshots.manifest() or self.refresh())
+        self._bind(manifest)
+        cur = self._con.cursor()
+        try:
+            for name, df in frames.items():
+                cur.register(name, df)
+            frame: pl.DataFrame = cur.sql(sql, params=params or {}).pl()
+            return _plain(frame)
+        except duckdb.Error as err:
+            raise AnalyticsError(f"analytics query failed: {err}") from err
+        finally:
+            cur.close()
+
+    def reader(
+        self, sql: str, params: dict[str, Any] | None = None, *, batch_rows: int = 100_000
+    ) -> Any:
+        """A pyarrow RecordBatchReader over `sql`, for streaming large results (exports)."""
+        self._bind(self.ensure_fresh())
+        cur = self._con.cursor()
+        try:
+            return cur.sql(sql, params=params or {}).to_arrow_reader(batch_rows)
+        except duckdb.Error as err:
+            cur.close()
+            raise AnalyticsError(f"analytics query failed: {err}") from err
+
+    def close(self) -> None:
+        self._con.close()
+
+
+def _plain(frame: pl.DataFrame) -> pl.DataFrame:
+    """DuckDB's sums are HUGEINT and some averages DECIMAL: back to Int64 and Float64."""
+    casts = {
+        name: pl.Int64 if dtype == pl.Int128 else pl.Float64
+        for name, dtype in frame.schema.items()
+        if dtype == pl.Int128 or isinstance(dtype, pl.Decimal)
+    }
+    return frame.cast(casts) if casts else frame  # type: ignore[arg-type]
+
+
+_WAREHOUSES: dict[tuple[str, str], Warehouse] = {}
+_GUARD = threading.Lock()
+
+
+def warehouse(db: Database, data_dir: Path) -> Warehouse:
+    """The process's warehouse for a store (one DuckDB database, shared by threads)."""
+    key = (db.url, str(Path(data_dir).resolve()))
+    with _GUARD:
+        found = _WAREHOUSES.get(key)
+        if found is None or found.db is not db:
+            found = Warehouse(db, Path(data_dir))
+            _WAREHOUSES[key] = found
+        return found
