@@ -164,18 +164,10 @@ def _filtered(query: AlertQuery) -> Select[Any]:
     if query.until:
         conds.append(Alert.created_at < query.until)
     if query.q:
-        # Bound parameters, never string building: the text is data, whatever it contains.
-        like = f"%{query.q.lower()}%"
-        conds.append(
-            or_(
-                func.lower(Alert.title).like(like),
-                func.lower(Alert.description).like(like),
-                func.lower(Alert.service).like(like),
-                func.lower(Alert.host).like(like),
-                func.lower(Alert.rule).like(like),
-                func.lower(Alert.key).like(like),
-            )
-        )
+        # Bound parameters, never string building; `autoescape` makes `%` and `_` match themselves.
+        text = query.q.lower()
+        columns = (Alert.title, Alert.description, Alert.service, Alert.host, Alert.rule, Alert.key)
+        conds.append(or_(*(func.lower(c).contains(text, autoescape=True) for c in columns)))
     if conds:
         stmt = stmt.where(and_(*conds))
     return stmt
