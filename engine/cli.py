@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from engine.config import SettingsError
+
 Handler = Callable[[argparse.Namespace], int]
 _COMMANDS: dict[str, Handler] = {}
 
@@ -436,7 +438,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         status = _COMMANDS[args.command](args)
-    except CliError as err:
+    except (CliError, SettingsError) as err:
         print(f"klaxon: error: {err}", file=sys.stderr)
         status = 2
     except KeyboardInterrupt:

@@ -7,7 +7,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from engine.errors import EngineError
+
 ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(EngineError, ValueError):
+    """A `KLAXON_*` variable holds a value Klaxon cannot use; the message names it."""
 
 
 def _env(name: str, default: str) -> str:
@@ -19,7 +25,7 @@ def _int(name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise ValueError(f"KLAXON_{name} must be a whole number, got {raw!r}") from None
+        raise SettingsError(f"KLAXON_{name} must be a whole number, got {raw!r}") from None
 
 
 def _float(name: str, default: float) -> float:
@@ -27,7 +33,16 @@ def _float(name: str, default: float) -> float:
     try:
         return float(raw)
     except ValueError:
-        raise ValueError(f"KLAXON_{name} must be a number, got {raw!r}") from None
+        raise SettingsError(f"KLAXON_{name} must be a number, got {raw!r}") from None
+
+
+def _queue_url(raw: str) -> str:
+    if raw != "sql":
+        raise SettingsError(
+            f"KLAXON_QUEUE_URL must be 'sql' (the SQL inbox), got {raw!r}: "
+            "the Redis Streams queue of DESIGN.md §9 is not built yet"
+        )
+    return raw
 
 
 @dataclass(frozen=True)
@@ -41,7 +56,7 @@ class Settings:
         metadata={"env": "DATABASE_URL", "doc": "SQLAlchemy URL; SQLite under data/ by default"}
     )
     queue_url: str = field(
-        metadata={"env": "QUEUE_URL", "doc": "sql (the SQL inbox, default) or redis://host:port/db"}
+        metadata={"env": "QUEUE_URL", "doc": "the ingest queue: sql (a table in the store, the only one so far)"}
     )
     secret_key: str = field(
         metadata={
@@ -55,12 +70,6 @@ class Settings:
     )
     batch_wait_ms: int = field(
         metadata={"env": "BATCH_WAIT_MS", "doc": "longest the worker waits to fill a batch"}
-    )
-    allowed_lateness_s: float = field(
-        metadata={
-            "env": "ALLOWED_LATENESS_S",
-            "doc": "how far behind the clock an event may be and still count in windows",
-        }
     )
     max_body_bytes: int = field(
         metadata={
@@ -121,11 +130,10 @@ class Settings:
         return cls(
             data_dir=data_dir,
             database_url=_env("DATABASE_URL", f"sqlite:///{data_dir / 'klaxon.db'}"),
-            queue_url=_env("QUEUE_URL", "sql"),
+            queue_url=_queue_url(_env("QUEUE_URL", "sql")),
             secret_key=_env("SECRET_KEY", ""),
             batch_size=_int("BATCH_SIZE", 5000),
             batch_wait_ms=_int("BATCH_WAIT_MS", 200),
-            allowed_lateness_s=_float("ALLOWED_LATENESS_S", 300.0),
             max_body_bytes=_int("MAX_BODY_BYTES", 10 * 1024 * 1024),
             rate_limit_per_min=_int("RATE_LIMIT_PER_MIN", 6000),
             api_url=_env("API_URL", "http://127.0.0.1:8080"),
