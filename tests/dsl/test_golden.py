@@ -29,7 +29,7 @@ def check_output(path: Path) -> str:
     if found:
         return "".join(f"{err}\n" for err in found)
     rules = sum(1 for block in parse(text).blocks if block.kind == "rule")
-    return f"ok: {rules} rules\n"
+    return f"ok: {rules} rule{'s' if rules != 1 else ''}\n"
 
 
 def printed_output(path: Path) -> str | None:
