@@ -257,5 +257,7 @@ class Worker:
                 log.exception("batch failed; retrying from the saved state")
                 stop.wait(1.0)
                 continue
-            if taken < self.settings.batch_size:
+            # Events that arrived while a batch ran are taken at once, so a busy queue never
+            # waits; only an empty one does (the time bound of a batch is `idle`).
+            if taken == 0:
                 stop.wait(idle)
