@@ -147,6 +147,12 @@ def _texts(at: Any) -> str:
 
 
 @pytest.fixture
+def session_of(demo_db: Any) -> Callable[[str], dict[str, Any]]:
+    """session_of(role) → the session state a login of the demo user of `role` leaves."""
+    return lambda role: login_state(demo_db, role)
+
+
+@pytest.fixture
 def page_path() -> Callable[[str], str]:
     return _page_path
 

@@ -1,11 +1,10 @@
 """Every page opens through the entry script for every role that may see it, on the demo store,
-without an exception or an error, in under 2 s; roles see only their pages; pages and app/
-import no SQL, Apprise or Lark."""
+without an exception or an error; roles see only their pages; pages and app/ import no SQL,
+Apprise or Lark. (Load times are measured in a real browser by test_browser.py, not here.)"""
 
 from __future__ import annotations
 
 import ast
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,6 @@ PAGES = (
     "admin",
     "account",
 )
-BUDGET_S = 2.0
 CASES = [(role, page) for role in ROLES for page in PAGES]
 
 
@@ -46,17 +44,12 @@ def _problems(at: Any) -> list[str]:
 
 
 @pytest.mark.parametrize(("role", "page"), [c for c in CASES if c[1] in _visible(c[0])])
-def test_a_page_opens_fast_without_errors(signed_in: Any, page: str, role: str) -> None:
-    started = time.perf_counter()
+def test_a_page_opens_without_errors(signed_in: Any, page: str, role: str) -> None:
     at = signed_in(role, page=page)  # a fresh session: login, then the page's first, cold run
-    elapsed = time.perf_counter() - started
     assert not _problems(at), _problems(at)
     assert at.title, f"{page} has no title"
-    assert elapsed < BUDGET_S, f"{page} took {elapsed:.2f} s for {role}"
-    started = time.perf_counter()
-    at.run()
-    assert time.perf_counter() - started < BUDGET_S
-    assert not _problems(at)
+    at.run()  # a second run (cached reads, kept widget state) is clean too
+    assert not _problems(at), _problems(at)
 
 
 def test_each_role_sees_its_pages() -> None:
