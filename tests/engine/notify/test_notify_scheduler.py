@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import replace
 
 from engine.notify.deliver import Deliverer
@@ -23,23 +22,24 @@ def test_the_scheduler_thread_delivers_right_after_a_batch_commits(
     api.post("/api/v1/channels", json={"name": "hook", "url": http.url()})
     worker = Worker(db, s, hooks=[NotifyHook(s)])  # the wall clock, as in production
     stop = threading.Event()
-    thread = NotifyScheduler(db, s).start(stop)
+    sched = NotifyScheduler(db, s)
+    for job in sched.scheduler.jobs:
+        job.next_run = job.next_run.replace(year=2100)  # no periodic run: only the wake can send
+    thread = sched.start(stop)
     try:
         api.post(
             "/api/v1/events", json=[{"kind": "alert", "title": "Disk full", "severity": "critical"}]
         )
-        posted = time.monotonic()
         while worker.step():
             pass
-        assert wait(lambda: len(http.received) == 1, timeout=5)
-        assert http.received[0].at - posted < 1.0  # woken by the commit, not a 1 s poll
+        assert wait(lambda: len(http.received) == 1, timeout=10)  # woken by the commit
     finally:
         stop.set()
         thread.join(5)
     assert not thread.is_alive()
 
 
-def test_a_failing_job_is_logged_and_the_loop_goes_on(db, settings, caplog) -> None:
+def test_a_failing_job_is_logged_and_the_loop_goes_on(db, settings, caplog, wait) -> None:
     sched = NotifyScheduler(db, settings)
 
     def broken() -> None:
@@ -53,9 +53,8 @@ def test_a_failing_job_is_logged_and_the_loop_goes_on(db, settings, caplog) -> N
     for job in sched.scheduler.jobs:
         job.next_run = job.next_run.replace(year=2000)  # all due at once
     thread = sched.start(stop)
-    time.sleep(0.3)
+    assert wait(lambda: sched.failures >= 2, timeout=10)
     assert thread.is_alive()
-    assert sched.failures >= 2
     stop.set()
     thread.join(5)
 
