@@ -8,18 +8,21 @@ comparison is true. Handlers are registered per node class; the handler of node 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from functools import partial
+from typing import Any, Protocol, TypeVar, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
 from dsl import ast
+from dsl.ast import Field as AstField
 from dsl.errors import (
     BadRegexError,
     BadScheduleError,
@@ -49,7 +52,20 @@ from dsl.templates import Template, parse_template
 # evaluator in the tests uses the same pattern.
 NUMERIC_TEXT = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 
-_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+
+class _Comparison(Protocol):
+    """An `operator` comparison: on a Polars expression it builds one, on Python values it
+    returns the plain result (a literal's value compared with "" to fill nulls)."""
+
+    @overload
+    def __call__(self, a: pl.Expr, b: Any, /) -> pl.Expr: ...
+    @overload
+    def __call__(self, a: Any, b: Any, /) -> Any: ...
+
+
+_T = TypeVar("_T")
+
+_COMPARE: dict[str, _Comparison] = {
     "==": operator.eq,
     "!=": operator.ne,
     "<": operator.lt,
@@ -345,7 +361,7 @@ def _is_number(text: Any) -> bool:
     return isinstance(text, str) and re.match(NUMERIC_TEXT, text) is not None
 
 
-def _compare_text(fn: Callable[[Any, Any], Any], left: Typed, right: Typed) -> pl.Expr:
+def _compare_text(fn: _Comparison, left: Typed, right: Typed) -> pl.Expr:
     # With a literal on one side, compare the raw column and fill nulls with what "" would
     # give: the same result as filling "" first, without touching every row.
     if right.is_const and not left.is_const:
@@ -514,7 +530,8 @@ class AggSpec:
     name: str
     field: pl.Expr | None
     quantile: float | None
-    node: ast.Call = field(compare=False)
+    # dataclasses.field: the `field` attribute above shadows the name in this class body.
+    node: ast.Call = dataclasses.field(compare=False)
 
     @property
     def reads_text(self) -> bool:
@@ -726,7 +743,7 @@ class CompiledRule:
     ast: ast.RuleBlock
     when: pl.Expr
     key_fields: tuple[str, ...]
-    key_nodes: tuple[ast.Field, ...]
+    key_nodes: tuple[AstField, ...]  # `ast` is a field of this class, so not ast.Field
     key_exprs: tuple[pl.Expr, ...]  # each field's value as text ("" when missing)
     window: WindowSpec | None
     absent_ms: int | None
@@ -851,7 +868,7 @@ def _signature(block: ast.RuleBlock) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
 
-def _guard(errors: list[DslError], fn: Callable[[], Any]) -> Any:
+def _guard(errors: list[DslError], fn: Callable[[], _T]) -> _T | None:
     try:
         return fn()
     except DslErrors as many:
@@ -861,13 +878,25 @@ def _guard(errors: list[DslError], fn: Callable[[], Any]) -> Any:
     return None
 
 
+def _guard_each(errors: list[DslError], fns: Iterable[Callable[[], _T]]) -> tuple[_T, ...] | None:
+    """Every result, or None when any of them failed; all their errors are collected."""
+    before = len(errors)
+    results = [_guard(errors, fn) for fn in fns]
+    done = tuple(r for r in results if r is not None)
+    return done if len(errors) == before else None
+
+
+def _resolve_key(scope: Scope, node: AstField) -> pl.Expr:
+    return _key_text(scope.resolve(node))
+
+
 def _compile_rule(
     block: ast.RuleBlock, scope: Scope, errors: list[DslError]
 ) -> CompiledRule | None:
     before = len(errors)
-    when = _guard(errors, lambda: compile_condition(block.when, scope))
-    keys = tuple(_guard(errors, lambda f=f: _key_text(scope.resolve(f))) for f in block.by)
-    window = _guard(errors, lambda: compile_window(block.window, scope)) if block.window else None
+    when = _guard(errors, partial(compile_condition, block.when, scope))
+    keys = _guard_each(errors, (partial(_resolve_key, scope, f) for f in block.by))
+    window = _guard(errors, partial(compile_window, block.window, scope)) if block.window else None
     severity = None
     if block.severity is not None:
         name = block.severity.name
@@ -881,7 +910,7 @@ def _compile_rule(
                 )
             )
         severity = name
-    title = _guard(errors, lambda: parse_template(block.title)) if block.title else None
+    title = _guard(errors, partial(parse_template, block.title)) if block.title else None
     labels = _templates(block.labels, errors)
     seen_fields: set[str] = set()
     for f in block.by:
@@ -889,7 +918,7 @@ def _compile_rule(
         if name in seen_fields:
             errors.append(_fail(f, f"'{name}' is already in 'by'", RuleSemanticError))
         seen_fields.add(name)
-    if len(errors) > before:
+    if len(errors) > before or when is None or keys is None:
         return None
     kind = (
         "window" if block.window else "absent" if block.absent else "new" if block.new else "event"
@@ -955,7 +984,7 @@ def compile_rules(
                 rules.append(rule)
         elif isinstance(block, ast.RouteBlock):
             before = len(errors)
-            when = _guard(errors, lambda b=block: compile_condition(b.when, alerts))
+            when = _guard(errors, partial(compile_condition, block.when, alerts))
             labels = _templates(block.labels, errors)
             if block.severity is not None and block.severity.name not in SEVERITY_RANK:
                 errors.append(
@@ -967,7 +996,7 @@ def compile_rules(
                         hint=closest(block.severity.name, SEVERITIES),
                     )
                 )
-            if len(errors) == before:
+            if len(errors) == before and when is not None:
                 routes.append(
                     CompiledRoute(
                         route_id=key,
@@ -983,10 +1012,8 @@ def compile_rules(
                 )
         elif isinstance(block, ast.SilenceBlock):
             before = len(errors)
-            when = _guard(errors, lambda b=block: compile_condition(b.when, alerts))
-            during = (
-                _guard(errors, lambda b=block: compile_during(b.during)) if block.during else None
-            )
+            when = _guard(errors, partial(compile_condition, block.when, alerts))
+            during = _guard(errors, partial(compile_during, block.during)) if block.during else None
             if block.starts and block.ends and block.ends.value <= block.starts.value:
                 errors.append(
                     _fail(
@@ -995,7 +1022,7 @@ def compile_rules(
                         BadScheduleError,
                     )
                 )
-            if len(errors) == before:
+            if len(errors) == before and when is not None:
                 silences.append(
                     CompiledSilence(
                         silence_id=key,
@@ -1008,10 +1035,10 @@ def compile_rules(
                 )
         elif isinstance(block, ast.InhibitBlock):
             before = len(errors)
-            when = _guard(errors, lambda b=block: compile_condition(b.when, alerts))
-            while_ = _guard(errors, lambda b=block: compile_condition(b.while_, alerts))
-            on = tuple(_guard(errors, lambda f=f: _key_text(alerts.resolve(f))) for f in block.on)
-            if len(errors) == before:
+            when = _guard(errors, partial(compile_condition, block.when, alerts))
+            while_ = _guard(errors, partial(compile_condition, block.while_, alerts))
+            on = _guard_each(errors, (partial(_resolve_key, alerts, f) for f in block.on))
+            if len(errors) == before and when is not None and while_ is not None and on is not None:
                 inhibits.append(
                     CompiledInhibit(
                         key, when, while_, tuple(ast.field_name(f) for f in block.on), on
@@ -1019,9 +1046,9 @@ def compile_rules(
                 )
         else:
             before = len(errors)
-            when = _guard(errors, lambda b=block: compile_condition(b.when, alerts))
-            by = tuple(_guard(errors, lambda f=f: _key_text(alerts.resolve(f))) for f in block.by)
-            if len(errors) == before:
+            when = _guard(errors, partial(compile_condition, block.when, alerts))
+            by = _guard_each(errors, (partial(_resolve_key, alerts, f) for f in block.by))
+            if len(errors) == before and when is not None and by is not None:
                 correlates.append(
                     CompiledCorrelate(
                         key,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 import re
-from itertools import pairwise
 import threading
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -606,7 +606,8 @@ def _syntax_error(err: UnexpectedInput, text: str) -> RuleSyntaxError:
         else:
             message = f"expected {_describe_expected(expected)}, got {got}"
     elif isinstance(err, UnexpectedCharacters):
-        char = text[err.pos_in_stream] if err.pos_in_stream < len(text) else ""
+        pos = err.pos_in_stream
+        char = text[pos] if pos is not None and pos < len(text) else ""
         allowed = set(err.allowed or ())
         if char in "\"'":
             message = "this string is not closed on its line"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -118,9 +118,9 @@ def print_expr(node: Any) -> str:
     raise TypeError(f"cannot print {type(node).__name__}")
 
 
-def _spine(node: Any, kind: type) -> list[Any]:
+def _spine(node: ast.Expr, kind: type[ast.And] | type[ast.Or]) -> list[ast.Expr]:
     """a and b and c (left-nested) → [a, b, c]."""
-    items = []
+    items: list[ast.Expr] = []
     while isinstance(node, kind):
         items.append(node.right)
         node = node.left
@@ -128,7 +128,7 @@ def _spine(node: Any, kind: type) -> list[Any]:
     return items[::-1]
 
 
-def _condition_lines(keyword: str, node: Any) -> list[str]:
+def _condition_lines(keyword: str, node: ast.Expr) -> list[str]:
     one = f"  {keyword} {print_expr(node)}"
     if len(one) <= LINE_WIDTH or not isinstance(node, ast.And | ast.Or):
         return [one]
@@ -141,7 +141,7 @@ def _condition_lines(keyword: str, node: Any) -> list[str]:
     return lines
 
 
-def _instant(value: Any) -> str:
+def _instant(value: datetime) -> str:
     value = value.astimezone(UTC)
     # strftime's %Y does not pad years before 1000, and a timestamp takes four digits.
     text = f"{value.year:04d}" + value.strftime("-%m-%dT%H:%M:%S")
