@@ -37,21 +37,21 @@ RFC3339 = "%Y-%m-%dT%H:%M:%S%.f%#z"
 # How an event line reads: strings stay strings; `ts` is parsed below.
 _LINE_SCHEMA = pl.Schema(
     {
-        "ts": pl.String,
-        "kind": pl.String,
-        "source": pl.String,
-        "source_id": pl.String,
-        "fingerprint": pl.String,
-        "title": pl.String,
-        "description": pl.String,
-        "severity": pl.String,
-        "status": pl.String,
-        "service": pl.String,
-        "environment": pl.String,
-        "host": pl.String,
-        "value": pl.Float64,
+        "ts": pl.String(),
+        "kind": pl.String(),
+        "source": pl.String(),
+        "source_id": pl.String(),
+        "fingerprint": pl.String(),
+        "title": pl.String(),
+        "description": pl.String(),
+        "severity": pl.String(),
+        "status": pl.String(),
+        "service": pl.String(),
+        "environment": pl.String(),
+        "host": pl.String(),
+        "value": pl.Float64(),
         "labels": pl.Map(pl.String, pl.String),
-        "event_id": pl.String,
+        "event_id": pl.String(),
     }
 )
 

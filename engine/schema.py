@@ -22,23 +22,23 @@ LABELS = pl.Map(pl.String, pl.String)
 
 EVENT_SCHEMA = pl.Schema(
     {
-        "event_id": pl.String,
+        "event_id": pl.String(),
         "ts": UTC_US,
         "received_at": UTC_US,
         "kind": EVENT_KIND,
-        "source": pl.String,
-        "source_id": pl.String,
-        "fingerprint": pl.String,
-        "title": pl.String,
-        "description": pl.String,
+        "source": pl.String(),
+        "source_id": pl.String(),
+        "fingerprint": pl.String(),
+        "title": pl.String(),
+        "description": pl.String(),
         "severity": SEVERITY,
         "status": STATUS,
-        "service": pl.String,
-        "environment": pl.String,
-        "host": pl.String,
-        "value": pl.Float64,
+        "service": pl.String(),
+        "environment": pl.String(),
+        "host": pl.String(),
+        "value": pl.Float64(),
         "labels": LABELS,
-        "raw": pl.String,
+        "raw": pl.String(),
     }
 )
 
@@ -46,32 +46,32 @@ EVENT_SCHEMA = pl.Schema(
 TRANSITION_SCHEMA = pl.Schema(
     {
         "at": UTC_US,
-        "rule": pl.String,
-        "key": pl.String,  # canonical JSON: sorted field names, no spaces
+        "rule": pl.String(),
+        "key": pl.String(),  # canonical JSON: sorted field names, no spaces
         "transition": TRANSITION,
         "severity": SEVERITY,
-        "value": pl.Float64,
-        "title": pl.String,
+        "value": pl.Float64(),
+        "title": pl.String(),
         "labels": LABELS,  # the rule's and routes' labels, rendered
-        "team": pl.String,
+        "team": pl.String(),
         "notify": pl.List(pl.String),
         "escalate": pl.List(pl.Struct({"after_ms": pl.Int64, "target": pl.String})),
         "muted_by": pl.List(pl.String),
-        "incident_by": pl.String,
-        "incident_key": pl.String,
+        "incident_by": pl.String(),
+        "incident_key": pl.String(),
         "incident_opened": UTC_US,
-        "occurrences": pl.Int64,  # events the transition stands for (repeats fold into one row)
+        "occurrences": pl.Int64(),  # events the transition stands for (repeats fold into one row)
         "first_seen": UTC_US,
         "last_seen": UTC_US,
         # the latest event that fed the alert, for the alert's detail and for routing
-        "event_id": pl.String,
+        "event_id": pl.String(),
         "event_ts": UTC_US,  # that event's own time: for a tool's alert, when it started
-        "fingerprint": pl.String,
-        "source": pl.String,
-        "service": pl.String,
-        "environment": pl.String,
-        "host": pl.String,
-        "description": pl.String,
+        "fingerprint": pl.String(),
+        "source": pl.String(),
+        "service": pl.String(),
+        "environment": pl.String(),
+        "host": pl.String(),
+        "description": pl.String(),
         "event_labels": LABELS,
     }
 )

@@ -139,7 +139,7 @@ def step_absence_rules(
             emit(eps.filter("resolves"), "te", "resolved"),
         ],
         how="vertical_relaxed",
-    ).cast(dict(STEP_OUT))
+    ).cast(STEP_OUT)
 
     last = rows.group_by(GID).agg(
         pl.col("rule").first(),
@@ -155,7 +155,7 @@ def step_absence_rules(
         last.join(open_eps, on=[GID, "ep"], how="left")
         .with_columns(active=pl.col("t0").is_not_null(), fired=pl.col("fired").fill_null(False))
         .select(list(ABSENCE_STATE))
-        .cast(dict(ABSENCE_STATE))
+        .cast(ABSENCE_STATE)
     )
     state_out = pl.concat([idle, state_out]).sort("rule", "key")
     return out, state_out

@@ -25,21 +25,21 @@ from engine.pipeline.matching import LABEL_PREFIX, extract_labels, label_column
 # The event context every alert carries (from the latest event that fed it).
 INFO_SCHEMA = pl.Schema(
     {
-        "seq": pl.Int64,
-        "event_id": pl.String,
-        "ts": pl.Int64,
-        "kind": pl.String,
-        "source": pl.String,
-        "source_id": pl.String,
-        "fingerprint": pl.String,
-        "title": pl.String,
-        "description": pl.String,
-        "ev_severity": pl.String,
-        "status": pl.String,
-        "service": pl.String,
-        "environment": pl.String,
-        "host": pl.String,
-        "ev_value": pl.Float64,
+        "seq": pl.Int64(),
+        "event_id": pl.String(),
+        "ts": pl.Int64(),
+        "kind": pl.String(),
+        "source": pl.String(),
+        "source_id": pl.String(),
+        "fingerprint": pl.String(),
+        "title": pl.String(),
+        "description": pl.String(),
+        "ev_severity": pl.String(),
+        "status": pl.String(),
+        "service": pl.String(),
+        "environment": pl.String(),
+        "host": pl.String(),
+        "ev_value": pl.Float64(),
         "labels": pl.Map(pl.String, pl.String),
     }
 )
@@ -82,11 +82,11 @@ def template_scope() -> Scope:
 SEVERITY_ENUM = pl.Enum(["info", "low", "medium", "high", "critical"])
 _RULE_META = pl.Schema(
     {
-        "rule": pl.String,
-        "fixed_severity": pl.String,
-        "from_event": pl.Boolean,  # event and `new` rules take value and severity from the event
-        "from_window": pl.Boolean,  # window rules report their aggregate
-        "team": pl.String,
+        "rule": pl.String(),
+        "fixed_severity": pl.String(),
+        "from_event": pl.Boolean(),  # event and `new` rules take value and severity from the event
+        "from_window": pl.Boolean(),  # window rules report their aggregate
+        "team": pl.String(),
         "notify": pl.List(pl.String),
         "escalate": ESCALATE,
     }
@@ -131,7 +131,7 @@ class TemplateSet:
         self.scope = template_scope()
         fields: dict[tuple[str, str], int] = {}
         exprs: list[pl.Expr] = []
-        parts: dict[str, list] = {name: [] for name in _PARTS}
+        parts: dict[str, list[str | int | None]] = {name: [] for name in _PARTS}
         for owner, slots in templates.items():
             for slot, tpl in slots:
                 for idx, part in enumerate(tpl.parts or ("",)):
@@ -269,10 +269,10 @@ def apply_routes(frame: pl.DataFrame, routes: Sequence[CompiledRoute]) -> pl.Dat
     applied: list[pl.Series] = []
     stopped = pl.Series([False] * frame.height)
     for i, route in enumerate(routes):
-        hit = matched[f"route{i}"] & ~stopped
-        applied.append(hit.alias(f"applied{i}"))
+        first = matched[f"route{i}"] & ~stopped
+        applied.append(first.alias(f"applied{i}"))
         if not route.is_continue:
-            stopped = stopped | hit
+            stopped = stopped | first
     team, severity = pl.col("team"), pl.col("severity")
     notify_parts: list[pl.Expr] = [pl.col("notify")]
     escalate_parts: list[pl.Expr] = [pl.col("escalate")]

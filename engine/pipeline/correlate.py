@@ -90,11 +90,9 @@ def correlate(
         )
         taken = pl.concat([taken, cand["__row"]])
     result = (
-        pl.concat(assigned, how="vertical_relaxed").cast(dict(ASSIGNED))
+        pl.concat(assigned, how="vertical_relaxed").cast(ASSIGNED)
         if assigned
         else pl.DataFrame(schema=ASSIGNED)
     )
-    still_open = latest.filter(pl.col("incident_opened") + pl.col("within") >= hi).cast(
-        dict(INCIDENTS)
-    )
+    still_open = latest.filter(pl.col("incident_opened") + pl.col("within") >= hi).cast(INCIDENTS)
     return result, still_open

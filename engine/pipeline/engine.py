@@ -254,7 +254,7 @@ class Engine:
         steps.append(out)
         t = self._lap("absence_rules", t)
         steps.append(self._windows(base.filter(pl.col("rkind") == "window"), events, lo, hi))
-        step_rows = pl.concat(steps, how="vertical_relaxed").cast(dict(STEP_OUT))
+        step_rows = pl.concat(steps, how="vertical_relaxed").cast(STEP_OUT)
         t = self._lap("window_rules", t)
 
         # Context only for the events transitions or state refer to.
@@ -314,9 +314,7 @@ class Engine:
                     seq="seq",
                 )
             )
-        fresh = (
-            pl.concat(parts, how="vertical_relaxed").cast(dict(WINDOW_EVENTS)).sort("t_in", "seq")
-        )
+        fresh = pl.concat(parts, how="vertical_relaxed").cast(WINDOW_EVENTS).sort("t_in", "seq")
         out, keep, carried = step_window_rules(
             list(plan.windows.values()), fresh, st.window_events, st.window_state, lo, hi
         )
@@ -439,13 +437,13 @@ class Engine:
         keep = st.alerts.join(ended, on=["rule", "key"], how="anti").join(
             started.select("rule", "key"), on=["rule", "key"], how="anti"
         )
-        active = pl.concat([keep, started.cast(dict(ACTIVE_SCHEMA))], how="vertical_relaxed")
+        active = pl.concat([keep, started.cast(ACTIVE_SCHEMA)], how="vertical_relaxed")
         active = (
             active.join(repeats, on=["rule", "key"], how="left")
             .with_columns(value=pl.coalesce("r_value", "value"))
             .drop("r_value")
         )
-        st.alerts = active.select(list(ACTIVE_SCHEMA)).cast(dict(ACTIVE_SCHEMA)).sort("rule", "key")
+        st.alerts = active.select(list(ACTIVE_SCHEMA)).cast(ACTIVE_SCHEMA).sort("rule", "key")
 
     def _resolve_all(self, rule_ids: set[str], at: int) -> pl.DataFrame:
         """Transitions resolving the firing alerts of rules that went away."""
@@ -521,4 +519,4 @@ def _to_transitions(alerts: pl.DataFrame) -> pl.DataFrame:
         host="host",
         description="description",
         event_labels="labels",
-    ).cast(dict(TRANSITION_SCHEMA))
+    ).cast(TRANSITION_SCHEMA)

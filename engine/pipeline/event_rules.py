@@ -294,5 +294,5 @@ def _next_state(rows: pl.DataFrame, eps: pl.DataFrame, hi: int) -> pl.DataFrame:
             count=pl.when(pl.col("active")).then(pl.col("count")).otherwise(0),
         )
         .select(list(EVENT_STATE))
-        .cast(dict(EVENT_STATE))
+        .cast(EVENT_STATE)
     )

@@ -26,30 +26,30 @@ from engine.schema import EVENT_SCHEMA
 PENDING_SCHEMA = pl.Schema(
     {
         **{k: v for k, v in EVENT_SCHEMA.items() if k != "raw"},
-        "seq": pl.Int64,
-        "t_src": pl.Int64,
-        "t": pl.Int64,
-        "late": pl.Boolean,
+        "seq": pl.Int64(),
+        "t_src": pl.Int64(),
+        "t": pl.Int64(),
+        "late": pl.Boolean(),
     }
 )
 
 ACTIVE_SCHEMA = pl.Schema(
     {
-        "rule": pl.String,
-        "key": pl.String,
-        "fired_at": pl.Int64,
-        "info_seq": pl.Int64,
-        "value": pl.Float64,
-        "count": pl.Int64,
-        "team": pl.String,
-        "severity": pl.String,
+        "rule": pl.String(),
+        "key": pl.String(),
+        "fired_at": pl.Int64(),
+        "info_seq": pl.Int64(),
+        "value": pl.Float64(),
+        "count": pl.Int64(),
+        "team": pl.String(),
+        "severity": pl.String(),
         "notify": pl.List(pl.String),
         "escalate": ESCALATE,
         "alert_labels": LABEL_LIST,
-        "alert_title": pl.String,
-        "incident_by": pl.String,
-        "incident_key": pl.String,
-        "incident_opened": pl.Int64,
+        "alert_title": pl.String(),
+        "incident_by": pl.String(),
+        "incident_key": pl.String(),
+        "incident_opened": pl.Int64(),
     }
 )
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -22,6 +23,9 @@ from dsl.compiler import AggSpec, CompiledRule, WindowSpec
 from engine.pipeline.episodes import mark_episodes, summarize_episodes
 from engine.pipeline.event_rules import STEP_OUT
 from engine.pipeline.groups import GID
+
+if TYPE_CHECKING:
+    from polars.expr.whenthen import ChainedThen, Then
 
 WINDOW_EVENTS = pl.Schema(
     {
@@ -82,10 +86,10 @@ def _per_rule(
 
 def _by_rule(build: dict[str, pl.Expr]) -> pl.Expr:
     items = list(build.items())
-    expr = pl.when(pl.col("rule") == items[0][0]).then(items[0][1])
+    chain: Then | ChainedThen = pl.when(pl.col("rule") == items[0][0]).then(items[0][1])
     for rid, e in items[1:]:
-        expr = expr.when(pl.col("rule") == rid).then(e)
-    return expr
+        chain = chain.when(pl.col("rule") == rid).then(e)
+    return chain
 
 
 def _agg_name(agg: AggSpec) -> str:
@@ -204,8 +208,11 @@ def _rolled(
         else:
             # Groups laid end to end on one axis, far enough apart that no window reaches
             # across: one rolling pass serves every (rule, key) without grouping.
-            base = int(frame["ts"].min())  # type: ignore[arg-type]
-            gap = int(frame["ts"].max()) - base + width + 1  # type: ignore[operator]
+            lo, hi = frame.select(
+                pl.col("ts").min().alias("lo"), pl.col("ts").max().alias("hi")
+            ).row(0)
+            base: int = lo
+            gap = int(hi) - base + width + 1
             dense = (pl.col("h") != pl.col("h").shift(1)).fill_null(True).cum_sum().cast(pl.Int64)
             rolled = (
                 frame.with_columns(axis=(pl.col("ts") - base) + dense * gap)
@@ -391,7 +398,7 @@ def step_window_rules(
         )
     )
     return (
-        out.select(list(STEP_OUT)).cast(dict(STEP_OUT)),
+        out.select(list(STEP_OUT)).cast(STEP_OUT),
         keep.select(list(WINDOW_EVENTS)),
         carried.select(list(WINDOW_STATE)).sort("rule", "key"),
     )
