@@ -14,15 +14,21 @@ For the API and for the web app, which calls these functions directly (not over 
 - `logout(db, actor, refresh_token=None, session_id=None)`: revokes the session; its access
   tokens stop working at once.
 - `principal_for_user(db, user_id, session_id=None) -> Principal`: who a user is now (role,
-  teams, MFA state), for a session the web app keeps; TokenError if the user or the session
-  is no longer valid.
+  teams, MFA state), for a session the web app keeps (its user id and `session_id`, never a
+  token); TokenError if the user or the session is no longer valid, including a session idle
+  for longer than KLAXON_SESSION_MINUTES (the session timeout). Each call counts as activity.
 - `principal_from_token(db, token, ip, user_agent) -> Principal`: for a Bearer access token.
+
+The session timeout is enforced here, in the store, for the API and the web app alike: a
+session's live refresh token carries the idle deadline, which every refresh and every
+authenticated request moves forward (written at most once a minute per session). A session
+idle past it is refused even while its last access token has not expired yet.
 
 Access tokens are JWTs (HS256, signed with engine.crypto.signing_key()) that live 15 minutes
 and name the user (`sub`) and the session (`sid`, the refresh-token family). Each request
 reloads the user, so a role change, a deactivation or a logout takes effect at once.
 Refresh tokens (`klr_...`) are kept as keyed hashes in `refresh_tokens`; they expire after
-KLAXON_SESSION_MINUTES without use (each refresh starts a new period).
+KLAXON_SESSION_MINUTES without use (each refresh or request starts a new period).
 """
 
 from __future__ import annotations
@@ -63,6 +69,8 @@ from engine.store.models import RefreshToken, User
 
 ACCESS_MINUTES = 15
 ISSUER = "klaxon"
+# Moving a session's idle deadline is a write: do it at most once a minute per session.
+SLIDE_EVERY = timedelta(seconds=60)
 REFRESH_PREFIX = "klr"
 
 
@@ -120,6 +128,11 @@ def read_access_token(token: str) -> tuple[int, str]:
 
 def _refresh_ttl() -> timedelta:
     return timedelta(minutes=max(1, settings().session_minutes))
+
+
+def session_timeout() -> timedelta:
+    """How long a session may stay idle (KLAXON_SESSION_MINUTES, at least one minute)."""
+    return _refresh_ttl()
 
 
 def _new_refresh(conn: Connection, user_id: int, family: str, now: datetime) -> str:
@@ -322,7 +335,11 @@ def logout(
     refresh_token: str | None = None,
     session_id: str | None = None,
 ) -> bool:
-    """End a session, named by its refresh token or its id; True if it was still open."""
+    """End a session, named by its refresh token or its id; True if it was still open.
+
+    Users end their own sessions (the web app passes `session_id`, the API the refresh token
+    or the session of the access token); only an actor with users.write ends someone else's.
+    Access tokens of the session stop working at once; the logout is audited."""
     with db.connect() as conn:
         family = session_id
         if refresh_token:
@@ -340,6 +357,12 @@ def logout(
             family = row.family
         if not family:
             raise TokenError("say which session to end: refresh_token", field="refresh_token")
+        if refresh_token is None and not actor.can("users.write"):
+            owner = conn.execute(
+                select(RefreshToken.user_id).where(RefreshToken.family == family).limit(1)
+            ).scalar_one_or_none()
+            if owner is None or owner != actor.user_id:
+                raise TokenError("unknown session", field="session_id")
         done = _revoke_family(conn, family, datetime.now(UTC))
         audit.record(conn, actor, "auth.logout", "session", family)
     return bool(done)
@@ -356,24 +379,53 @@ def principal_for_user(
     ip: str | None = None,
     user_agent: str | None = None,
 ) -> Principal:
+    """Who a signed-in user is now, for each request or each web-app run.
+
+    With `session_id` (the `LoginResult.session_id` of their login), the session must still be
+    open: not logged out, not revoked by refresh-token reuse, and not idle for longer than
+    `session_timeout()`. The call counts as activity and moves the idle deadline forward.
+    Raises TokenError saying which ("the session was ended", "the session timed out ...").
+    """
+    now = datetime.now(UTC)
     with db.read() as conn:
         user = orm(conn).scalars(select(User).where(User.id == user_id)).one_or_none()
         if user is None or not user.is_active or user.erased_at is not None:
             raise TokenError("the account is disabled or gone")
+        live = None
         if session_id is not None:
-            alive = conn.execute(
-                select(RefreshToken.id)
+            live = conn.execute(
+                select(RefreshToken.id, RefreshToken.expires_at)
                 .where(
                     RefreshToken.family == session_id,
                     RefreshToken.user_id == user_id,
                     RefreshToken.revoked_at.is_(None),
+                    RefreshToken.rotated_at.is_(None),
                 )
+                .order_by(RefreshToken.id.desc())
                 .limit(1)
             ).first()
-            if alive is None:
+            if live is None:
                 raise TokenError("the session was ended: log in again")
+            if live.expires_at <= now:
+                minutes = int(session_timeout().total_seconds() // 60)
+                raise TokenError(
+                    f"the session timed out after {minutes} minutes without activity: log in again"
+                )
         pending = not user.mfa_enabled and is_required(conn, user)
-        return _principal(conn, user, ip, user_agent, pending)
+        principal = _principal(conn, user, ip, user_agent, pending)
+    if live is not None and live.expires_at < now + session_timeout() - SLIDE_EVERY:
+        _slide(db, int(live.id), now)
+    return principal
+
+
+def _slide(db: Database, token_id: int, now: datetime) -> None:
+    """Move an open session's idle deadline to now + the timeout."""
+    with db.connect() as conn:
+        conn.execute(
+            update(RefreshToken)
+            .where(RefreshToken.id == token_id, RefreshToken.revoked_at.is_(None))
+            .values(expires_at=now + session_timeout())
+        )
 
 
 def principal_from_token(

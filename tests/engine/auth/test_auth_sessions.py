@@ -127,6 +127,51 @@ def test_logout_revokes_at_once(db) -> None:
     assert _actions(db)[-1] == "auth.logout"
 
 
+def test_an_idle_session_times_out_and_activity_keeps_it_open(db) -> None:
+    made = _user(db)
+    result = sessions.login(db, "ann@example.com", PASSWORD)
+    timeout = sessions.session_timeout()
+    assert timeout == timedelta(minutes=60)  # KLAXON_SESSION_MINUTES' default
+
+    def deadline() -> datetime:
+        with db.read() as conn:
+            return conn.execute(
+                select(RefreshToken.expires_at).where(RefreshToken.family == result.session_id)
+            ).scalar_one()
+
+    def set_deadline(value: datetime) -> None:
+        with db.connect() as conn:
+            conn.execute(update(RefreshToken).values(expires_at=value))
+
+    # Almost idle for too long: a request counts as activity and moves the deadline.
+    set_deadline(datetime.now(UTC) + timedelta(seconds=5))
+    sessions.principal_for_user(db, made["id"], result.session_id)
+    assert deadline() > datetime.now(UTC) + timeout - timedelta(minutes=2)
+    # Idle past the deadline: the web app's session and the API's access token both end.
+    set_deadline(datetime.now(UTC) - timedelta(seconds=1))
+    with pytest.raises(TokenError, match="timed out after 60 minutes"):
+        sessions.principal_for_user(db, made["id"], result.session_id)
+    with pytest.raises(TokenError, match="timed out"):
+        sessions.principal_from_token(db, result.access_token)
+    with pytest.raises(TokenError, match="expired"):
+        sessions.refresh(db, result.refresh_token)
+
+
+def test_users_end_only_their_own_sessions(db) -> None:
+    _user(db)
+    _user(db, email="bob@example.com")
+    ann = sessions.login(db, "ann@example.com", PASSWORD)
+    bob = sessions.login(db, "bob@example.com", PASSWORD)
+    with pytest.raises(TokenError, match="unknown session"):
+        sessions.logout(db, bob.principal, session_id=ann.session_id)
+    with pytest.raises(TokenError, match="unknown refresh token"):
+        sessions.logout(db, bob.principal, refresh_token=ann.refresh_token)
+    assert sessions.principal_from_token(db, ann.access_token).name == "ann@example.com"
+    assert sessions.logout(db, SYSTEM, session_id=ann.session_id) is True  # an admin may
+    with pytest.raises(TokenError, match="ended"):
+        sessions.principal_from_token(db, ann.access_token)
+
+
 def test_expired_forged_and_foreign_tokens_are_refused(db) -> None:
     made = _user(db)
     result = sessions.login(db, "ann@example.com", PASSWORD)
