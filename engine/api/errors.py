@@ -65,13 +65,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, err: RequestValidationError) -> JSONResponse:
-        errors = []
+        problems: list[tuple[str | None, str]] = []
         for e in err.errors():
             loc = [str(x) for x in e.get("loc", ()) if x not in ("body", "query", "path", "header")]
-            errors.append({"field": ".".join(loc) or None, "message": e.get("msg", "invalid")})
-        first = errors[0] if errors else {"field": None, "message": "invalid request"}
-        message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
-        return _response(422, message, errors, field=first["field"])
+            problems.append((".".join(loc) or None, str(e.get("msg", "invalid"))))
+        field, reason = problems[0] if problems else (None, "invalid request")
+        message = f"{field}: {reason}" if field else reason
+        errors = [{"field": f, "message": m} for f, m in problems]
+        return _response(422, message, errors, field=field)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, err: StarletteHTTPException) -> JSONResponse:

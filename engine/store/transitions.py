@@ -237,16 +237,16 @@ def apply_transitions(conn: Connection, transitions: pl.DataFrame) -> Applied:
         )
         if repeats.height:
             params = []
-            reopen_rows = []
+            reopen_rows: list[dict[str, Any]] = []
             for r in repeats.iter_rows(named=True):
-                alert_id = current.get((r["rule"], r["key"]))
-                if alert_id is None:
+                repeat_id = current.get((r["rule"], r["key"]))
+                if repeat_id is None:
                     # A person resolved it while the source still reports it: open it again.
                     reopen_rows.append(r)
                     continue
                 params.append(
                     {
-                        "b_id": alert_id,
+                        "b_id": repeat_id,
                         "b_n": int(r["occurrences"]),
                         "b_at": r["at"],
                         "b_value": r["value"],
@@ -254,7 +254,7 @@ def apply_transitions(conn: Connection, transitions: pl.DataFrame) -> Applied:
                         "b_event": r["event_id"],
                     }
                 )
-                applied.repeated.append(alert_id)
+                applied.repeated.append(repeat_id)
             if params:
                 conn.execute(
                     update(Alert)
@@ -276,22 +276,22 @@ def apply_transitions(conn: Connection, transitions: pl.DataFrame) -> Applied:
         if resolved.height:
             params = []
             for r in resolved.iter_rows(named=True):
-                alert_id = current.pop((r["rule"], r["key"]), None)
-                if alert_id is None:
+                resolved_id = current.pop((r["rule"], r["key"]), None)
+                if resolved_id is None:
                     continue  # already resolved by a person
                 before = statuses.pop((r["rule"], r["key"]), "active")
                 params.append(
                     {
-                        "b_id": alert_id,
+                        "b_id": resolved_id,
                         "b_at": r["at"],
                         "b_value": r["value"],
                         "b_resolution": _resolution(r),
                     }
                 )
-                applied.resolved.append(alert_id)
+                applied.resolved.append(resolved_id)
                 applied.transitions.append(
                     {
-                        "alert_id": alert_id,
+                        "alert_id": resolved_id,
                         "transition": "resolved",
                         "at": r["at"],
                         "rule": r["rule"],
@@ -300,7 +300,7 @@ def apply_transitions(conn: Connection, transitions: pl.DataFrame) -> Applied:
                 )
                 history.append(
                     {
-                        "alert_id": alert_id,
+                        "alert_id": resolved_id,
                         "at": r["at"],
                         "action": "resolved",
                         "actor": ENGINE_ACTOR,
