@@ -5,9 +5,8 @@ from __future__ import annotations
 from sqlalchemy import Connection, delete, func, select
 
 from engine.queue import Batch
-from engine.schema import EVENT_SCHEMA
 from engine.store.db import Database
-from engine.store.events import events_frame
+from engine.store.events import events_frame, stored_columns
 from engine.store.models import Event, InboxItem
 
 
@@ -16,8 +15,8 @@ class SqlInbox:
         self.db = db
 
     def claim(self, limit: int) -> Batch | None:
-        columns = [getattr(Event, name) for name in EVENT_SCHEMA]
         with self.db.read() as conn:
+            columns = stored_columns(conn.dialect.name)
             rows = conn.execute(
                 select(InboxItem.id, *columns)
                 .join(Event, Event.id == InboxItem.event_pk)
@@ -26,7 +25,8 @@ class SqlInbox:
             ).all()
         if not rows:
             return None
-        return Batch(events_frame([r[1:] for r in rows]), tuple(r[0] for r in rows))
+        frame = events_frame([r[1:] for r in rows], conn.dialect.name)
+        return Batch(frame, tuple(r[0] for r in rows))
 
     def ack(self, conn: Connection, batch: Batch) -> bool:
         result = conn.execute(delete(InboxItem).where(InboxItem.id.in_(batch.ids)))

@@ -5,12 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import orjson
 import polars as pl
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import BigInteger, Connection, String, Text, cast, delete, func, insert, select
+from sqlalchemy import type_coerce as coerce
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import ColumnElement
 
-from engine.schema import EVENT_SCHEMA
-from engine.schema import events_frame as schema_events_frame
+from engine.schema import EVENT_SCHEMA, LABELS, UTC_US, fill_fingerprints
 from engine.store.models import Event, InboxItem
 
 _COLUMNS = [c for c in EVENT_SCHEMA if c != "event_id"]
@@ -48,7 +50,8 @@ def insert_events(
 ) -> list[Any]:
     """Store events whose event_id is new and queue them for the worker.
 
-    `events` is an EVENT_SCHEMA frame or store-ready records (every event_id set). Returns the
+    `events` is an EVENT_SCHEMA frame or store-ready records (a missing
+    event_id gets a new one). Returns the
     primary keys of the events stored now (their event_ids with `return_ids`); an event
     already stored (a retried delivery) is skipped and not queued twice.
     """
@@ -58,6 +61,9 @@ def insert_events(
             row["labels"] = row["labels"] or {}
     else:
         rows = events
+        for row in rows:
+            if not row.get("event_id"):  # never let two id-less events collide on ""
+                row["event_id"] = new_event_id()
     if not rows:
         return []
     result = conn.execute(_insert(conn).returning(Event.id, Event.event_id), rows).all()
@@ -71,10 +77,77 @@ def queue_depth(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(InboxItem)).scalar_one())
 
 
-def events_frame(rows: list[Any]) -> pl.DataFrame:
-    """Event rows (tuples in EVENT_SCHEMA column order) from the store → an EVENT_SCHEMA frame."""
+_TIMES = ("ts", "received_at")
+_ENUMS = {n: t for n, t in EVENT_SCHEMA.items() if isinstance(t, pl.Enum)}
+
+
+def stored_columns(dialect: str) -> list[ColumnElement[Any]]:
+    """The EVENT_SCHEMA columns of `events` as the driver returns them, skipping SQLAlchemy's
+    per-row conversion (the slow part of reading a batch): times as text on SQLite or epoch
+    microseconds on PostgreSQL, labels as JSON text. `events_frame` turns them into a frame."""
+    out: list[ColumnElement[Any]] = []
+    for name in EVENT_SCHEMA:
+        col = getattr(Event, name)
+        if name in _TIMES:
+            expr = (
+                cast(func.extract("epoch", col) * 1_000_000, BigInteger)
+                if dialect == "postgresql"
+                else coerce(col, String)
+            )
+        elif name == "labels":
+            expr = cast(col, Text) if dialect == "postgresql" else coerce(col, String)
+        else:
+            expr = col
+        out.append(expr.label(name))
+    return out
+
+
+_PAIRS = pl.List(pl.Struct({"key": pl.String, "value": pl.String}))
+
+
+def _labels(texts: list[str | None]) -> pl.Series:
+    """JSON label objects → a LABELS column in key order: flat key/value columns zipped per row
+    by Polars (building nested Python lists per row costs several times more)."""
+    decoded = [orjson.loads(text) if text else {} for text in texts]
+    flat = pl.DataFrame(
+        {
+            "row": [i for i, d in enumerate(decoded) for _ in d],
+            "key": [k for d in decoded for k in d],
+            "value": [str(v) for d in decoded for v in d.values()],
+        },
+        schema={"row": pl.UInt32, "key": pl.String, "value": pl.String},
+    )
+    # Sorted by key: SQLite's JSON keeps insertion order, PostgreSQL's jsonb its own, and the
+    # engine must see the same labels whichever store it reads.
+    pairs = flat.sort("row", "key").group_by("row").agg(pl.struct("key", "value").alias("labels"))
+    every = pl.DataFrame({"row": pl.int_range(len(texts), eager=True, dtype=pl.UInt32)})
+    joined = every.join(pairs, on="row", how="left", maintain_order="left")["labels"]
+    return joined.fill_null(pl.lit([], dtype=_PAIRS)).cast(LABELS)
+
+
+def events_frame(rows: list[Any], dialect: str) -> pl.DataFrame:
+    """Rows selected with `stored_columns` → an EVENT_SCHEMA frame, converted column-wise."""
     names = list(EVENT_SCHEMA)
-    return schema_events_frame([dict(zip(names, r, strict=True)) for r in rows])
+    if not rows:
+        return pl.DataFrame(schema=EVENT_SCHEMA)
+    columns = dict(zip(names, (list(c) for c in zip(*rows, strict=True)), strict=True))
+    labels = _labels(columns.pop("labels"))
+    times = {n: columns.pop(n) for n in _TIMES}
+    time_type = pl.Int64 if dialect == "postgresql" else pl.String
+    build = {n: pl.String if n in _ENUMS else EVENT_SCHEMA[n] for n in columns}
+    df = pl.DataFrame(columns, schema=build).with_columns(
+        *(
+            pl.Series(n, v, dtype=time_type).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+            if dialect == "postgresql"
+            else pl.Series(n, v, dtype=time_type).str.to_datetime(
+                "%Y-%m-%d %H:%M:%S%.f", time_unit="us", time_zone="UTC"
+            )
+            for n, v in times.items()
+        ),
+        labels,
+        *(pl.col(n).cast(t) for n, t in _ENUMS.items()),
+    )
+    return fill_fingerprints(df.select(names).cast({"ts": UTC_US, "received_at": UTC_US}))
 
 
 def purge_processed(conn: Connection, ids: list[int]) -> None:
