@@ -211,6 +211,9 @@ def _worker(args: argparse.Namespace) -> int:
     from engine.scheduler import NotifyScheduler
 
     NotifyScheduler(db, settings()).start(stop)  # deliveries, retries, escalations, in a thread
+    from engine.analytics.schedules import start_report_loop
+
+    start_report_loop(db, stop)  # scheduled PDF reports through their channels
     with contextlib.suppress(KeyboardInterrupt):
         worker.run(stop)
     return 0
@@ -326,6 +329,13 @@ def _report(args: argparse.Namespace) -> int:
     return run_report(args)
 
 
+@command("analytics")
+def _analytics(args: argparse.Namespace) -> int:
+    from engine.analytics.commands import run_analytics
+
+    return run_analytics(args)
+
+
 def _worker_hooks() -> list[Any]:
     """What runs inside each batch's transaction besides storing alerts (notifications)."""
     from engine.hooks import worker_hooks
@@ -402,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from engine.analytics.commands import add_parsers as add_analytics_parsers
 
-    add_analytics_parsers(sub)  # export, backtest, report
+    add_analytics_parsers(sub)  # export, backtest, report, analytics
 
     p = sub.add_parser("ui", help="serve the web app (Streamlit)")
     p.add_argument("--host", default="127.0.0.1")

@@ -1,8 +1,11 @@
-"""`klaxon export`, `klaxon backtest` and `klaxon report`: the analytics commands.
+"""`klaxon export`, `backtest`, `report` and `analytics`: the analytics commands.
 
     klaxon export alerts|analytics|audit --format csv|parquet|json --output PATH [filters]
     klaxon backtest --rules FILE --from TS --to TS [--json]
     klaxon report --from TS --to TS --output report.pdf [filters]
+    klaxon analytics mttr|mtta|...|delivery [--by DIM] [--bucket day|week] [filters] [--json]
+    klaxon analytics refresh [--rebuild]     # bring the Parquet snapshot up to date
+    klaxon analytics reports                  # send the scheduled reports that are due now
 
 Filters: --team, --service, --severity, --source, --rule (repeat or comma-separate). Times are
 RFC 3339. The commands act with the store's full rights, as `klaxon` itself.
@@ -60,6 +63,19 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser("report", help="write the PDF report of a period")
     _period(p, required=True)
     p.add_argument("--output", required=True, metavar="PATH")
+    _filters(p)
+
+    p = sub.add_parser(
+        "analytics", help="print an analytics answer; refresh the snapshot; run due reports"
+    )
+    p.add_argument("what", choices=(*METRICS, "refresh", "reports"))
+    p.add_argument("--by", help="mtta, mttr, mttd, volume, sla: group by this dimension")
+    p.add_argument("--bucket", default="day", help="day or week (default: day)")
+    p.add_argument("--json", action="store_true", help="print the whole answer as JSON")
+    p.add_argument(
+        "--rebuild", action="store_true", help="refresh: read every table again from the store"
+    )
+    _period(p, required=False)
     _filters(p)
 
 
@@ -123,6 +139,7 @@ def _filters_of(args: argparse.Namespace, *, whole_history: bool) -> Any:
             severity=args.severity,
             source=args.source,
             rule=args.rule,
+            bucket=getattr(args, "bucket", "day"),
         )
     except AnalyticsQueryError as err:
         raise _error(f"--{'from' if err.field in ('from', 'to') else err.field}: {err}") from None
@@ -362,3 +379,85 @@ def run_report(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def run_analytics(args: argparse.Namespace) -> int:
+    import orjson
+
+    from engine.analytics import export
+    from engine.analytics.errors import AnalyticsQueryError
+    from engine.analytics.filters import dimension
+
+    if args.what in ("refresh", "reports"):
+        return _maintain(args)
+    try:
+        by = dimension(args.by, "by")
+    except AnalyticsQueryError as err:
+        raise _error(f"--by: {err}") from None
+    if by and args.what not in ("mtta", "mttr", "mttd", "volume", "sla"):
+        raise _error(f"--by: {args.what} cannot be grouped; mtta, mttr, mttd, volume and sla can")
+    filters = _filters_of(args, whole_history=False)
+    _, db, wh = _context()
+    try:
+        answer, tables = export.analytics_answer(wh, db, args.what, filters, by)
+    except AnalyticsQueryError as err:
+        raise _error(f"--{err.field}: {err}") from None
+    finally:
+        db.dispose()
+    if args.json:
+        sys.stdout.write(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    print(f"{args.what} from {filters.to_dict()['from']} to {filters.to_dict()['to']}")
+    headline = {k: v for k, v in answer.items() if k not in (*tables, "filters", "targets")}
+    for key, val in headline.items():
+        if isinstance(val, dict):
+            val = ", ".join(f"{k} {_cell(v)}" for k, v in val.items())
+        print(f"  {key}: {_cell(val) if not isinstance(val, str) else val}")
+    for name in tables:
+        rows = export.table_of(answer.get(name) or [])
+        print(f"\n{name} ({rows.height} rows)")
+        if rows.height:
+            print(
+                _table(
+                    tuple(rows.columns),
+                    [tuple(_cell(c) for c in r) for r in rows.head(50).iter_rows()],
+                )
+            )
+    return 0
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.3f}".rstrip("0").rstrip(".")
+    return value
+
+
+def _maintain(args: argparse.Namespace) -> int:
+    config, db, wh = _context()
+    started = time.perf_counter()
+    try:
+        if args.what == "refresh":
+            manifest = wh.snapshots.rebuild() if args.rebuild else wh.refresh()
+            took = time.perf_counter() - started
+            for name, state in manifest.tables.items():
+                rows = sum(p.rows for p in state.parts.values()) + state.delta_rows
+                print(
+                    f"{name}: {rows:,} rows ({len(state.parts)} partitions, delta {state.delta_rows:,})"
+                )
+            print(
+                f"snapshot generation {manifest.generation} under {wh.snapshots.root} in {took:.2f} s"
+            )
+            return 0
+        from engine.analytics.schedules import run_due_reports
+
+        results = run_due_reports(db, data_dir=config.data_dir)
+    finally:
+        db.dispose()
+    if not results:
+        print("no scheduled report is due")
+    for r in results:
+        state = "sent" if r.get("sent") else f"NOT sent ({r.get('error') or 'delivery failed'})"
+        print(f"{r['name']}: {r['from']} to {r['to']}: {state}")
+    return 0 if all(r.get("sent") for r in results) else 1

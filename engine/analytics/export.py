@@ -117,6 +117,20 @@ def analytics_rows(
 ) -> list[dict[str, Any]]:
     """The main table of an analytics answer (or the named one: `noise` has `rules` and
     `fingerprints`, `teams` has `teams` and `people`)."""
+    answer, tables = analytics_answer(wh, db, metric, filters)
+    name = table or tables[0]
+    if name not in tables:
+        raise AnalyticsQueryError("table", f"{metric} has the tables {', '.join(tables)}")
+    rows: list[dict[str, Any]] = answer[name]
+    return rows
+
+
+def analytics_answer(
+    wh: Warehouse, db: Database, metric: str, filters: Filters, by: str | None = None
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """A whole analytics answer, as its API route gives it, and the names of its tables.
+
+    `by` groups MTTA/MTTR/MTTD, SLA and volume by a dimension (volume: by source if None)."""
     from engine.analytics.dashboard import dashboard
     from engine.analytics.delivery import delivery
     from engine.analytics.metrics import response_times
@@ -139,13 +153,16 @@ def analytics_rows(
             lambda: dashboard(wh, filters, goals()),
             ("series", "top_rules", "sla", "delivery"),
         ),
-        "mtta": (lambda: response_times(wh, filters, "mtta"), ("series",)),
-        "mttr": (lambda: response_times(wh, filters, "mttr"), ("series",)),
-        "mttd": (lambda: response_times(wh, filters, "mttd"), ("series",)),
-        "volume": (lambda: volume(wh, filters), ("series", "totals", "events_series")),
+        "mtta": (lambda: response_times(wh, filters, "mtta", by), ("series",)),
+        "mttr": (lambda: response_times(wh, filters, "mttr", by), ("series",)),
+        "mttd": (lambda: response_times(wh, filters, "mttd", by), ("series",)),
+        "volume": (
+            lambda: volume(wh, filters, by or "source"),
+            ("series", "totals", "events_series"),
+        ),
         "noise": (lambda: noise(wh, filters, limit=1000), ("rules", "fingerprints")),
         "flapping": (lambda: flapping(wh, filters, limit=1000), ("series",)),
-        "sla": (lambda: sla(wh, filters, goals()), ("severities",)),
+        "sla": (lambda: sla(wh, filters, goals(), by=by), ("severities",)),
         "teams": (load, ("teams", "people")),
         "delivery": (lambda: delivery(wh, filters), ("channels",)),
     }
@@ -154,11 +171,8 @@ def analytics_rows(
             "metric", f"unknown analytics table {metric!r}; choose one of {', '.join(answers)}"
         )
     run, tables = answers[metric]
-    name = table or tables[0]
-    if name not in tables:
-        raise AnalyticsQueryError("table", f"{metric} has the tables {', '.join(tables)}")
-    rows: list[dict[str, Any]] = run()[name]
-    return rows
+    result = run()
+    return result, (*tables, "groups") if "groups" in result else tables
 
 
 def _json_text(value: Any) -> str | None:

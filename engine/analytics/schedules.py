@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import schedule as schedule_lib
 from sqlalchemy import Connection, insert, select, update
 
 from engine.analytics.errors import AnalyticsQueryError
@@ -239,3 +241,32 @@ def _record(db: Database, name: str, result: dict[str, Any]) -> None:
             if s["name"] == name:
                 s["last_result"] = {k: v for k, v in result.items() if k != "name"}
         _store(conn, schedules, "klaxon")
+
+
+def start_report_loop(
+    db: Database, stop: threading.Event, *, data_dir: Path | None = None, every_s: int = 60
+) -> threading.Thread:
+    """Run `run_due_reports` every `every_s` seconds in a thread until `stop` (`klaxon worker`).
+
+    STACK.md: an exception escaping `run_pending` would end the loop, so the job is wrapped;
+    the run instants live in the store, so a restart neither loses nor repeats a report.
+    """
+    sched = schedule_lib.Scheduler()
+
+    def job() -> None:
+        try:
+            for result in run_due_reports(db, data_dir=data_dir):
+                log.info("report %s sent=%s", result["name"], result.get("sent"))
+        except Exception:
+            log.exception("scheduled reports failed; they are tried again in %s s", every_s)
+
+    sched.every(every_s).seconds.do(job)
+
+    def loop() -> None:
+        job()  # a report due while the worker was down goes out at start
+        while not stop.wait(1.0):
+            sched.run_pending()
+
+    thread = threading.Thread(target=loop, name="klaxon-reports", daemon=True)
+    thread.start()
+    return thread

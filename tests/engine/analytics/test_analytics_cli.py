@@ -207,3 +207,45 @@ def test_report_writes_a_pdf(seeded, tmp_path) -> None:
         == 0
     )
     assert out.read_bytes().startswith(b"%PDF-")
+
+
+def test_analytics_prints_an_answer_as_json_and_as_tables(seeded, capsys) -> None:
+    period = ["--from", "2026-03-01T00:00:00Z", "--to", "2026-03-09T00:00:00Z"]
+    assert run("analytics", "volume", "--by", "team", "--json", *period) == 0
+    answer = orjson.loads(capsys.readouterr().out)
+    assert answer["totals"] == [
+        {"team": "payments", "alerts": 1, "occurrences": 1},
+        {"team": "platform", "alerts": 1, "occurrences": 1},
+    ]
+    assert run("analytics", "volume", "--team", "payments", *period) == 0
+    out = capsys.readouterr().out
+    assert "alerts: 1" in out
+    assert "totals (1 rows)" in out
+
+
+def test_analytics_refresh_and_reports(seeded, capsys) -> None:
+    assert run("analytics", "refresh") == 0
+    out = capsys.readouterr().out
+    assert "alerts: 2 rows" in out
+    assert "events: 6 rows" in out
+    assert run("analytics", "refresh", "--rebuild") == 0
+    assert "alerts: 2 rows" in capsys.readouterr().out
+    assert run("analytics", "reports") == 0
+    assert "no scheduled report is due" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["analytics", "mttr", "--by", "colour"], "--by: cannot group by 'colour'"),
+        (["analytics", "noise", "--by", "team"], "--by: noise cannot be grouped"),
+        (["analytics", "mtta", "--bucket", "month"], "--bucket: unknown bucket 'month'"),
+        (
+            ["analytics", "sla", "--from", "2026-03-09T00:00:00Z", "--to", "2026-03-01T00:00:00Z"],
+            "--from",
+        ),
+    ],
+)
+def test_bad_analytics_arguments_exit_2_naming_the_flag(cli_db, argv, message, capsys) -> None:
+    assert run(*argv) == 2
+    assert message in capsys.readouterr().err

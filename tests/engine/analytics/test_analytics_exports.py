@@ -6,6 +6,7 @@ import csv
 import email
 import io
 import socket
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +18,7 @@ from aiosmtpd.controller import Controller
 
 from engine.analytics.export import alert_batches, table_of, write
 from engine.analytics.filters import Filters
-from engine.analytics.schedules import latest_run, run_due_reports
+from engine.analytics.schedules import latest_run, run_due_reports, save_schedule, start_report_loop
 from engine.auth.principal import SYSTEM
 from engine.notify.channels import add_channel
 
@@ -232,6 +233,7 @@ def test_latest_run_follows_the_schedule_time_zone_and_weekday() -> None:
     )
 
 
+@pytest.mark.integration
 def test_a_scheduled_report_is_mailed_once_with_the_pdf(api, db, alerts, smtp, tmp_path) -> None:
     with db.connect() as conn:
         add_channel(conn, SYSTEM, "boss_mail", smtp.url)
@@ -267,3 +269,27 @@ def test_a_scheduled_report_is_mailed_once_with_the_pdf(api, db, alerts, smtp, t
     assert api.get("/api/v1/reports/schedules").json()[0]["last_result"]["sent"] is True
     assert api.delete("/api/v1/reports/schedules/weekly-ops").status_code == 200
     assert api.delete("/api/v1/reports/schedules/weekly-ops").status_code == 422
+
+
+@pytest.mark.integration
+def test_the_worker_report_loop_sends_a_due_report_at_start(db, alerts, smtp, tmp_path) -> None:
+    with db.connect() as conn:
+        add_channel(conn, SYSTEM, "boss_mail", smtp.url)
+        save_schedule(
+            conn,
+            SYSTEM,
+            {"name": "daily-ops", "every": "daily", "at": "00:00", "channel": "boss_mail"},
+        )
+    stop = threading.Event()
+    thread = start_report_loop(db, stop, data_dir=tmp_path, every_s=3600)
+    try:
+        deadline = time.monotonic() + 30
+        while not smtp.messages and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert len(smtp.messages) == 1
+    assert "daily-ops" in smtp.messages[0]["Subject"]
+    assert list((tmp_path / "reports").glob("daily-ops-*.pdf"))
