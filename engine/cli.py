@@ -226,6 +226,20 @@ def _channel(args: argparse.Namespace) -> int:
     return channel_command(args)
 
 
+@command("oncall")
+def _oncall(args: argparse.Namespace) -> int:
+    from engine.notify.commands import oncall_command
+
+    return oncall_command(args)
+
+
+@command("notify")
+def _notify(args: argparse.Namespace) -> int:
+    from engine.notify.commands import notify_command
+
+    return notify_command(args)
+
+
 @command("up")
 def _up(args: argparse.Namespace) -> int:
     from engine.config import settings
@@ -408,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from engine.notify.commands import add_parsers as add_notify_parsers
 
-    add_notify_parsers(sub)  # channel
+    add_notify_parsers(sub)  # channel, oncall, notify
 
     from engine.analytics.commands import add_parsers as add_analytics_parsers
 

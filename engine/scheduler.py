@@ -75,11 +75,13 @@ class NotifyScheduler:
             log.exception("scheduler job %s failed; it runs again on schedule", name)
             return None
 
-    def run_all(self) -> None:
-        """Every job once, now, in order (tests and `klaxon notify run-once`)."""
-        self._job("escalate", self.escalate)
-        self._job("repeat", self.repeat)
-        self._job("deliver", self.deliver)
+    def run_all(self) -> dict[str, Any]:
+        """Every job once, now, in order (tests and `klaxon notify run-once`); what each did."""
+        return {
+            "escalated": self._job("escalate", self.escalate),
+            "repeated": self._job("repeat", self.repeat),
+            "delivered": self._job("deliver", self.deliver),
+        }
 
     # ---------------------------------------------------------------- the loop
 

@@ -10,10 +10,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from engine.api.auth import signed_in
 from engine.api.deps import permission
 from engine.api.errors import ApiError
 from engine.auth.principal import Principal
-from engine.notify import channels, policies, records, schedules
+from engine.notify import channels, people, policies, records, schedules
 from engine.notify.deliver import send_test_message
 from engine.notify.errors import NotifyError
 from engine.store.db import Database
@@ -24,6 +25,7 @@ notification_router = APIRouter(prefix="/api/v1/notifications", tags=["notificat
 policy_router = APIRouter(prefix="/api/v1/escalation-policies", tags=["escalation"])
 schedule_router = APIRouter(prefix="/api/v1/schedules", tags=["on-call"])
 oncall_router = APIRouter(prefix="/api/v1/oncall", tags=["on-call"])
+settings_router = APIRouter(prefix="/api/v1/notify-settings", tags=["notifications"])
 
 
 def _db(request: Request) -> Database:
@@ -220,6 +222,18 @@ def get_notification(
         return records.get_notification(conn, actor, notification_id)
 
 
+@notification_router.post(
+    "/{notification_id}/retry", summary="Send a dead or failed delivery again now (5 attempts)"
+)
+def retry_notification(
+    notification_id: int,
+    request: Request,
+    actor: Annotated[Principal, Depends(permission("alerts.write"))],
+) -> dict[str, Any]:
+    with _notify_errors(), _db(request).connect() as conn:
+        return records.retry_notification(conn, actor, notification_id)
+
+
 # ---------------------------------------------------------------- escalation policies
 
 
@@ -387,5 +401,88 @@ def oncall(
         return schedules.who_is_on_call(conn, actor, _at(at), schedule)
 
 
-for _sub in (channel_router, notification_router, policy_router, schedule_router, oncall_router):
+# ---------------------------------------------------------------- teams' and users' settings
+
+
+class TeamNotifyBody(BaseModel):
+    """Only the fields given change; null clears a fallback, policy or quiet hours."""
+
+    model_config = {"extra": "forbid"}
+    default_channels: list[str] | None = Field(
+        default=None, description="channels a `team:NAME` target (or no notify) reaches"
+    )
+    fallback_channel: str | None = Field(
+        default=None, description="where a critical alert goes when its message is dead"
+    )
+    escalation_policy: str | None = None
+    quiet_hours: dict[str, Any] | None = Field(
+        default=None, description='{"days": "mon-fri", "start": "22:00", "end": "07:00", "tz": Z}'
+    )
+
+
+class UserNotifyBody(BaseModel):
+    model_config = {"extra": "forbid"}
+    contact_channels: list[str] | None = Field(
+        default=None, description="channels a `user:EMAIL` or `oncall:SCHEDULE` target reaches"
+    )
+    tz: str | None = Field(default=None, max_length=64, description="IANA zone")
+    quiet_hours: dict[str, Any] | None = None
+
+
+@settings_router.get("/teams/{name}", summary="A team's channels, fallback, policy, quiet hours")
+def get_team_notify(
+    name: str, request: Request, actor: Annotated[Principal, Depends(permission("teams.read"))]
+) -> dict[str, Any]:
+    with _notify_errors(), _db(request).read() as conn:
+        return people.get_team_notify(conn, actor, name)
+
+
+@settings_router.put("/teams/{name}", summary="Change a team's notification settings")
+def put_team_notify(
+    name: str,
+    body: TeamNotifyBody,
+    request: Request,
+    actor: Annotated[Principal, Depends(permission("teams.write"))],
+) -> dict[str, Any]:
+    changes = body.model_dump(exclude_unset=True)
+    if "default_channels" in changes and changes["default_channels"] is None:
+        changes["default_channels"] = []
+    with _notify_errors(), _db(request).connect() as conn:
+        return people.set_team_notify(conn, actor, name, **changes)
+
+
+@settings_router.get("/users/{email}", summary="A user's contact channels, zone, quiet hours")
+def get_user_notify(
+    email: str, request: Request, actor: Annotated[Principal, Depends(signed_in)]
+) -> dict[str, Any]:
+    with _notify_errors(), _db(request).read() as conn:
+        return people.get_user_notify(conn, actor, email)
+
+
+@settings_router.put(
+    "/users/{email}", summary="Change a user's notification settings (their own, or users.write)"
+)
+def put_user_notify(
+    email: str,
+    body: UserNotifyBody,
+    request: Request,
+    actor: Annotated[Principal, Depends(signed_in)],
+) -> dict[str, Any]:
+    changes = body.model_dump(exclude_unset=True)
+    if "contact_channels" in changes and changes["contact_channels"] is None:
+        changes["contact_channels"] = []
+    if changes.get("tz", "") is None:
+        raise ApiError(422, "tz: give an IANA zone such as Europe/Berlin", field="tz")
+    with _notify_errors(), _db(request).connect() as conn:
+        return people.set_user_notify(conn, actor, email, **changes)
+
+
+for _sub in (
+    channel_router,
+    notification_router,
+    policy_router,
+    schedule_router,
+    oncall_router,
+    settings_router,
+):
     router.include_router(_sub)

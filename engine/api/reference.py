@@ -48,6 +48,7 @@ AREAS = (
             "/api/v1/escalation-policies",
             "/api/v1/schedules",
             "/api/v1/oncall",
+            "/api/v1/notify-settings",
         ),
     ),
     ("Analytics", ("/api/v1/analytics",)),

@@ -41,6 +41,24 @@ def user_notify_dict(u: User) -> dict[str, Any]:
     }
 
 
+def get_team_notify(conn: Connection, actor: Principal, team: str) -> dict[str, Any]:
+    actor.require("teams.read")
+    row = orm(conn).scalars(select(Team).where(Team.name == team)).one_or_none()
+    if row is None:
+        raise NotifyNotFoundError(f"no team named '{team}'", field="team")
+    return team_notify_dict(row)
+
+
+def get_user_notify(conn: Connection, actor: Principal, email: str) -> dict[str, Any]:
+    """Users may read their own; reading someone else's needs users.read."""
+    row = orm(conn).scalars(select(User).where(User.email == email)).one_or_none()
+    if row is None:
+        raise NotifyNotFoundError(f"no user with email '{email}'", field="user")
+    if actor.user_id != row.id:
+        actor.require("users.read")
+    return user_notify_dict(row)
+
+
 def _channels(conn: Connection, names: Any, field: str) -> list[str]:
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise NotifyConfigError(f"{field}: give a list of channel names", field=field)
@@ -72,8 +90,16 @@ def set_team_notify(
     if default_channels is not _UNSET:
         values["default_channels"] = _channels(conn, default_channels or [], "default_channels")
     if fallback_channel is not _UNSET:
-        if fallback_channel:
-            _channels(conn, [fallback_channel], "fallback_channel")
+        if (
+            fallback_channel
+            and not orm(conn)
+            .scalars(select(Channel.id).where(Channel.name == fallback_channel))
+            .first()
+        ):
+            raise NotifyConfigError(
+                f"fallback_channel: no channel named '{fallback_channel}'",
+                field="fallback_channel",
+            )
         values["fallback_channel"] = fallback_channel or None
     if escalation_policy is not _UNSET:
         if (

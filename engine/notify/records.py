@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, select
+from sqlalchemy import ColumnElement, Connection, and_, select, update
 
+from engine.auth import audit
 from engine.auth.principal import Principal
-from engine.notify.clock import iso
+from engine.notify.clock import iso, wall_clock
 from engine.notify.errors import NotifyConfigError, NotifyNotFoundError
 from engine.store.db import orm
 from engine.store.models import NOTIFICATION_STATUSES, Notification, NotificationAttempt
@@ -114,3 +115,38 @@ def get_notification(conn: Connection, actor: Principal, notification_id: int) -
         .order_by(NotificationAttempt.id)
     ).all()
     return notification_dict(row, attempts)
+
+
+RETRYABLE = ("dead", "failed")
+
+
+def retry_notification(
+    conn: Connection, actor: Principal, notification_id: int, now: datetime | None = None
+) -> dict[str, Any]:
+    """Send a dead (or failed) delivery again now, with a fresh 5 attempts; the log is kept."""
+    actor.require("alerts.write")
+    row = (
+        orm(conn)
+        .scalars(select(Notification).where(Notification.id == notification_id))
+        .one_or_none()
+    )
+    if row is None:
+        raise NotifyNotFoundError(f"no notification with id {notification_id}", field="id")
+    if row.status not in RETRYABLE or not row.channel:
+        why = "it has no channel" if not row.channel else f"it is {row.status}"
+        raise NotifyConfigError(
+            f"id: notification {notification_id} cannot be retried: {why} "
+            f"(only {' or '.join(RETRYABLE)} deliveries to a channel can)",
+            field="id",
+        )
+    before = notification_dict(row)
+    conn.execute(
+        update(Notification)
+        .where(Notification.id == notification_id)
+        .values(status="pending", attempts=0, next_attempt_at=now or wall_clock())
+    )
+    after = get_notification(conn, actor, notification_id)
+    audit.record(
+        conn, actor, "notification.retry", "notification", str(notification_id), before=before
+    )
+    return after

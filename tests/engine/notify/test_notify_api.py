@@ -118,3 +118,88 @@ def test_the_openapi_document_lists_the_notification_routes(api) -> None:
         "/api/v1/oncall",
     ):
         assert route in paths, route
+
+
+def test_team_and_user_notification_settings_through_the_api(api, db, people) -> None:
+    people.team("platform")
+    people.user("ann@example.com")
+    for name in ("chat", "backup"):
+        api.post("/api/v1/channels", json={"name": name, "url": f"json://127.0.0.1/{name}"})
+    quiet = {"days": "mon-fri", "start": "22:00", "end": "07:00", "tz": "Europe/Berlin"}
+    r = api.put(
+        "/api/v1/notify-settings/teams/platform",
+        json={"default_channels": ["chat"], "fallback_channel": "backup", "quiet_hours": quiet},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "team": "platform",
+        "default_channels": ["chat"],
+        "fallback_channel": "backup",
+        "escalation_policy": None,
+        "quiet_hours": quiet,
+    }
+    assert api.get("/api/v1/notify-settings/teams/platform").json() == r.json()
+    # Only what is given changes; null clears.
+    r = api.put("/api/v1/notify-settings/teams/platform", json={"fallback_channel": None})
+    assert (r.json()["fallback_channel"], r.json()["default_channels"]) == (None, ["chat"])
+    r = api.put(
+        "/api/v1/notify-settings/users/ann@example.com",
+        json={"contact_channels": ["chat"], "tz": "Asia/Tokyo"},
+    )
+    assert r.status_code == 200, r.text
+    assert api.get("/api/v1/notify-settings/users/ann@example.com").json() == {
+        "user": "ann@example.com",
+        "contact_channels": ["chat"],
+        "tz": "Asia/Tokyo",
+        "quiet_hours": {},
+    }
+    with db.read() as conn:
+        actions = [a for (a,) in conn.execute(select(AuditEntry.action))]
+    assert (actions.count("team.notify"), actions.count("user.notify")) == (2, 1)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # checks made before the store
+@pytest.mark.parametrize(
+    ("path", "body", "status", "field"),
+    [
+        ("teams/platform", {"default_channels": ["chat", "nope"]}, 422, "default_channels[1]"),
+        ("teams/platform", {"fallback_channel": "nope"}, 422, "fallback_channel"),
+        ("teams/platform", {"escalation_policy": "ghost"}, 422, "escalation_policy"),
+        ("teams/platform", {"quiet_hours": {"start": "25:00", "end": "7:00"}}, 422, None),
+        ("teams/platform", {"colour": "red"}, 422, "colour"),
+        ("teams/ghosts", {"default_channels": []}, 404, "team"),
+        ("users/ann@example.com", {"tz": "Moon/Base"}, 422, "tz"),
+        ("users/ann@example.com", {"tz": None}, 422, "tz"),
+        ("users/ann@example.com", {"contact_channels": "chat"}, 422, "contact_channels"),
+        ("users/nobody@example.com", {"tz": "UTC"}, 404, "user"),
+    ],
+)
+def test_bad_notification_settings_name_the_field(api, people, path, body, status, field) -> None:
+    people.team("platform")
+    people.user("ann@example.com")
+    api.post("/api/v1/channels", json={"name": "chat", "url": "json://127.0.0.1/x"})
+    r = api.put(f"/api/v1/notify-settings/{path}", json=body)
+    assert r.status_code == status, r.text
+    assert r.json()["ok"] is False
+    if field is None:
+        assert r.json()["field"].startswith("quiet_hours.")
+    else:
+        assert r.json()["field"] == field
+    assert api.get("/api/v1/notify-settings/teams/platform").json()["default_channels"] == []
+
+
+def test_readers_see_team_settings_but_not_peoples_or_change_them(api, db, people) -> None:
+    people.team("platform")
+    people.user("ann@example.com")
+    reader = create_key(db, name="reader", scopes=["read"])
+    headers = {"Authorization": f"Bearer {reader.token}"}
+    assert api.get("/api/v1/notify-settings/teams/platform", headers=headers).status_code == 200
+    r = api.put("/api/v1/notify-settings/teams/platform", json={}, headers=headers)
+    assert (r.status_code, r.json()["permission"]) == (403, "teams.write")
+    r = api.get("/api/v1/notify-settings/users/ann@example.com", headers=headers)
+    assert (r.status_code, r.json()["permission"]) == (403, "users.read")
+    r = api.put(
+        "/api/v1/notify-settings/users/ann@example.com", json={"tz": "Asia/Tokyo"}, headers=headers
+    )
+    assert (r.status_code, r.json()["permission"]) == (403, "users.write")
+    assert api.get("/api/v1/notify-settings/users/ann@example.com").json()["tz"] != "Asia/Tokyo"

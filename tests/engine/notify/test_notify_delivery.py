@@ -6,6 +6,7 @@ retries and group intervals are stepped through, never slept through.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -137,6 +138,34 @@ def test_a_receiver_that_stays_down_ends_dead_and_critical_alerts_fall_back(
     p.deliver()
     assert [r.json["title"] for r in http.on("/backup")][-1] == "RESOLVED [CRITICAL] Database down"
     assert p.notifications(channel="primary", transition="resolved") == []
+
+
+def test_a_dead_delivery_retried_through_the_api_arrives_and_keeps_its_attempt_log(
+    make_pipeline, http
+) -> None:
+    p = make_pipeline(rules("hook"))
+    p.add_channel("hook", http.url())
+    http.stop()
+    p.fire("Queue stuck")
+    for delay in (0, 10, 20, 40, 80):
+        p.clock.advance(seconds=delay)
+        p.deliver()
+    [dead] = p.notifications(status="dead")
+    r = p.api.post(f"/api/v1/notifications/{dead['id']}/retry")
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["attempts"]) == ("pending", 0)
+    again = p.api.post(f"/api/v1/notifications/{dead['id']}/retry")
+    assert (again.status_code, again.json()["field"]) == (422, "id")
+    assert "it is pending" in again.json()["error"]
+    assert p.api.post("/api/v1/notifications/999999/retry").status_code == 404
+    http.start()
+    # The API dates the retry by the wall clock; the deliverer runs on the test's clock.
+    p.clock.set(max(p.clock.now, datetime.now(UTC)) + timedelta(seconds=1))
+    assert p.deliver().sent == 1
+    assert [r.json["title"] for r in http.received] == ["FIRING [HIGH] Queue stuck"]
+    detail = p.api.get(f"/api/v1/notifications/{dead['id']}").json()
+    assert detail["status"] == "sent"
+    assert [a["ok"] for a in detail["attempt_log"]] == [False] * 5 + [True]
 
 
 def test_resolved_goes_only_to_targets_that_got_the_firing_message(make_pipeline, http) -> None:
