@@ -282,8 +282,18 @@ def bench_store(folder: Path, n: int) -> dict[str, Any]:
     db = make_store(folder)
     path = folder / "klaxon.db"
     t = time.perf_counter()
+    open_keys: set[str] = set()
     for first in range(1, n + 1, 250_000):
-        _sqlite_insert(path, gen.alerts(min(250_000, n - first + 1), first_id=first))
+        frame = gen.alerts(min(250_000, n - first + 1), first_id=first)
+        # Another chunk may hold an open alert of the same series: only one may stay open.
+        clash = pl.col("is_open") & pl.col("key").is_in(list(open_keys))
+        frame = frame.with_columns(
+            is_open=pl.col("is_open") & ~clash,
+            status=pl.when(clash).then(pl.lit("resolved")).otherwise("status"),
+            resolved_at=pl.when(clash).then("last_seen").otherwise("resolved_at"),
+        )
+        open_keys |= set(frame.filter("is_open")["key"].to_list())
+        _sqlite_insert(path, frame)
     inserted = time.perf_counter() - t
     wh = Warehouse(db, folder / "data")
     # A writer doing what ingestion does: small write transactions, as fast as it can.

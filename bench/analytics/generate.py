@@ -46,6 +46,10 @@ def alerts(n: int, first_id: int = 1, seed: int = 1) -> pl.DataFrame:
     rule = series % N_RULES
     acked = rng.random(n) < 0.7
     resolved = rng.random(n) < 0.95
+    # At most one open alert per (rule, key), as in the store: only a series' latest can be open.
+    latest = np.zeros(n, dtype=bool)
+    latest[n - 1 - np.unique(series[::-1], return_index=True)[1]] = True
+    resolved |= ~latest
     tta = rng.lognormal(np.log(240), 1.0, n) * 1e6
     ttr = tta + rng.lognormal(np.log(2400), 1.1, n) * 1e6
     by_rules = rng.random(n) < 0.6
