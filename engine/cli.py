@@ -134,6 +134,7 @@ def _config(args: argparse.Namespace) -> int:
 
 @command("apikey")
 def _apikey(args: argparse.Namespace) -> int:
+    from engine.auth.errors import AuthError
     from engine.auth.keys import create_key, list_keys, revoke_key
     from engine.auth.principal import SCOPES
 
@@ -145,9 +146,12 @@ def _apikey(args: argparse.Namespace) -> int:
             raise CliError(
                 f"unknown scope {', '.join(unknown) or '(none given)'}; scopes are {', '.join(SCOPES)}"
             )
-        created = create_key(
-            db, name=args.name, scopes=scopes, hmac=args.hmac, rate_limit=args.rate_limit
-        )
+        try:
+            created = create_key(
+                db, name=args.name, scopes=scopes, hmac=args.hmac, rate_limit=args.rate_limit
+            )
+        except AuthError as err:
+            raise CliError(f"{err.field}: {err}" if err.field else str(err)) from None
         print(f"created API key '{args.name}' with scopes {', '.join(scopes)}; it is shown once:")
         if created.hmac_secret:
             print(

@@ -38,7 +38,7 @@ AREAS = (
     ("Rules", ("/api/v1/rules",)),
     ("Incidents", ("/api/v1/incidents",)),
     ("Silences", ("/api/v1/silences",)),
-    ("Sign-in and accounts", ("/api/v1/auth", "/api/v1/users", "/api/v1/teams")),
+    ("Sign-in and accounts", ("/api/v1/auth", "/api/v1/users", "/api/v1/teams", "/api/v1/keys")),
     ("Audit", ("/api/v1/audit",)),
     (
         "Notifications and on-call",

@@ -1,8 +1,15 @@
-"""API keys: created once (the token is shown once), kept hashed, scoped, revocable."""
+"""API keys: created once (the token is shown once), kept hashed, scoped, revocable.
+
+A key never holds more than the person who made it: every permission of its scopes must be
+one the creator has (a manager cannot mint an `admin` key). Service functions check this,
+so the API, the CLI and the web app refuse alike.
+"""
 
 from __future__ import annotations
 
+import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -10,10 +17,46 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from engine.auth import audit
-from engine.auth.principal import SYSTEM, Principal
+from engine.auth.errors import InvalidInputError
+from engine.auth.principal import SCOPE_PERMISSIONS, SCOPES, SYSTEM, PermissionDenied, Principal
 from engine.crypto import encrypt, hash_token, new_token
 from engine.store.db import Database, orm
 from engine.store.models import ApiKey
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+MAX_RATE_LIMIT = 1_000_000
+
+
+def check_key_request(
+    actor: Principal, name: str, scopes: Sequence[str], rate_limit: int | None
+) -> tuple[str, list[str]]:
+    """The cleaned name and scopes, or InvalidInputError naming the field, or PermissionDenied
+    naming a permission a scope would grant that the actor does not have."""
+    name = name.strip()
+    if not _NAME.match(name):
+        raise InvalidInputError(
+            f"{name!r} is not a key name: 1 to 128 letters, digits and . _ : @ -, "
+            "starting with a letter or digit",
+            field="name",
+        )
+    wanted = list(dict.fromkeys(s.strip() for s in scopes if s.strip()))
+    if not wanted:
+        raise InvalidInputError(f"give at least one scope of {', '.join(SCOPES)}", field="scopes")
+    unknown = [s for s in wanted if s not in SCOPES]
+    if unknown:
+        raise InvalidInputError(
+            f"unknown scope {unknown[0]!r}; scopes are {', '.join(SCOPES)}", field="scopes"
+        )
+    if rate_limit is not None and not 1 <= rate_limit <= MAX_RATE_LIMIT:
+        raise InvalidInputError(
+            f"rate_limit must be between 1 and {MAX_RATE_LIMIT} requests a minute",
+            field="rate_limit",
+        )
+    for scope in wanted:
+        missing = sorted(SCOPE_PERMISSIONS[scope] - actor.permissions)
+        if missing:
+            raise PermissionDenied(actor, missing[0])
+    return name, wanted
 
 
 @dataclass(frozen=True)
@@ -27,12 +70,14 @@ def create_key(
     db: Database,
     *,
     name: str,
-    scopes: list[str],
+    scopes: Sequence[str],
     hmac: bool = False,
     rate_limit: int | None = None,
     actor: Principal = SYSTEM,
 ) -> CreatedKey:
+    """Make a key; its token (and HMAC secret) are in the result and nowhere else."""
     actor.require("integrations.write")
+    name, scopes = check_key_request(actor, name, scopes, rate_limit)
     token = new_token("klx")
     secret = secrets.token_urlsafe(32) if hmac else None
     with db.connect() as conn:

@@ -81,6 +81,16 @@ def test_every_mutation_is_audited(api, admin, db, settings) -> None:
         ("patch", "/api/v1/teams/1", {"require_mfa": True}, "team.update"),
         ("delete", "/api/v1/teams/1", None, "team.delete"),
         ("post", "/api/v1/users/5/erase", None, "privacy.erase"),
+        (
+            "post",
+            "/api/v1/channels",
+            {"name": "sre_chat", "url": "json://127.0.0.1/x"},
+            "channel.create",
+        ),
+        ("patch", "/api/v1/channels/sre_chat", {"description": "SRE room"}, "channel.update"),
+        ("delete", "/api/v1/channels/sre_chat", None, "channel.delete"),
+        ("post", "/api/v1/keys", {"name": "grafana", "scopes": ["ingest"]}, "apikey.create"),
+        ("delete", "/api/v1/keys/2", None, "apikey.revoke"),
         # Requiring MFA of admins leaves this admin only enrolment and logout.
         ("put", "/api/v1/auth/mfa/policy", {"roles": ["admin"]}, "setting.update"),
         ("post", "/api/v1/auth/mfa/setup", None, "mfa.setup"),

@@ -268,6 +268,17 @@ def test_api_keys_check_permissions_in_the_service(db) -> None:
     with pytest.raises(PermissionDenied, match=r"integrations\.write"):
         create_key(db, name="x", scopes=["admin"], actor=operator)
     assert revoke_key(db, made.id, ADMIN) is True
+    # A key never holds more than its maker: the same check for the API, CLI and web app.
+    manager = Principal("m@example.com", kind="user", role="manager", user_id=7)
+    with pytest.raises(PermissionDenied, match=r"it needs events\.ingest"):
+        create_key(db, name="sneaky", scopes=["read", "admin"], actor=manager)
+    assert create_key(db, name="dash", scopes=["read", "write"], actor=manager).token
+    for bad, field in (({"name": "a b"}, "name"), ({"scopes": ["root"]}, "scopes")):
+        kwargs = {"name": "ok", "scopes": ["read"], **bad}
+        with pytest.raises(InvalidInputError) as caught:
+            create_key(db, actor=ADMIN, **kwargs)
+        assert caught.value.field == field
+    assert sorted(k["name"] for k in list_keys(db, ADMIN)) == ["dash", "grafana"]
 
 
 def test_a_refusal_in_the_web_app_is_audited_like_one_in_the_api(db) -> None:
