@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -147,22 +148,86 @@ def empty(schema: pl.Schema) -> pl.DataFrame:
 
 
 def parse_time(value: Any, field: str = "ts") -> datetime:
-    """RFC 3339 text (Z or offset, any fraction), epoch seconds or milliseconds → aware UTC."""
+    """RFC 3339 text (Z or offset, any fraction) or an epoch number → aware UTC.
+
+    An epoch number's unit is read from its magnitude (`epoch_unit`). A time Python cannot
+    hold (before year 1 or after 9999 in UTC) or a NaN/infinite number raises
+    EventValidationError naming `field`, never OverflowError.
+    """
     if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return _to_utc(aware, value, field)
     if isinstance(value, bool) or value is None:
         raise EventValidationError(f"'{field}' must be an RFC 3339 timestamp", field=field)
     if isinstance(value, int | float):
-        seconds = value / 1000 if abs(value) > 1e11 else value
-        return datetime.fromtimestamp(seconds, UTC)
+        return _from_epoch(value, field)
     if not isinstance(value, str):
         raise EventValidationError(f"'{field}' must be an RFC 3339 timestamp", field=field)
     text = value.strip()
     try:
-        return _parse_rfc3339(text)
+        parsed = _parse_rfc3339(text)
     except ValueError:
         raise EventValidationError(
             f"'{field}' is not an RFC 3339 timestamp: {value!r}", field=field
+        ) from None
+    return _to_utc(parsed, value, field)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# (unit, name, |value| below which a number is in that unit, nanoseconds per unit). A bound
+# of 1e11 in one unit is 1973-03-03 in the next coarser one, so each unit covers about
+# 1973–5138 (seconds also 1970–1973) and a value is read in the unit that lands it there.
+_EPOCH_UNITS: tuple[tuple[str, str, float, int], ...] = (
+    ("s", "seconds", 1e11, 1_000_000_000),
+    ("ms", "milliseconds", 1e14, 1_000_000),
+    ("us", "microseconds", 1e17, 1000),
+    ("ns", "nanoseconds", math.inf, 1),
+)
+
+
+def epoch_unit(value: float) -> str:
+    """The unit an epoch number is in, read from its magnitude: "s", "ms", "us" or "ns".
+
+    >>> [epoch_unit(v) for v in (1.7e9, 1.7e12, 1.7e15, 1.7e18)]
+    ['s', 'ms', 'us', 'ns']
+    """
+    return next(unit for unit, _, bound, _ in _EPOCH_UNITS if abs(value) < bound)
+
+
+def _from_epoch(value: float, field: str) -> datetime:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise EventValidationError(
+            f"'{field}' must be a finite epoch number, got {value}", field=field
+        )
+    _, name, _, nanos = next(u for u in _EPOCH_UNITS if abs(value) < u[2])
+    try:
+        if isinstance(value, int):
+            # Integer arithmetic: a nanosecond epoch has more digits than a float holds exactly.
+            # Finer than a microsecond is rounded down, the precision of an event's `ts`.
+            return _EPOCH + timedelta(microseconds=value * nanos // 1000)
+        return _EPOCH + timedelta(seconds=value / (1_000_000_000 / nanos))
+    except OverflowError:
+        raise EventValidationError(
+            f"'{field}' is out of range: {_number(value)} read as epoch {name} is not between "
+            "years 1 and 9999",
+            field=field,
+        ) from None
+
+
+def _number(value: float) -> str:
+    # str() of an int past 4300 digits raises ValueError, and nobody reads such a number.
+    if isinstance(value, float) or abs(value) < 10**100:
+        return str(value)
+    return "an integer of more than 100 digits"
+
+
+def _to_utc(value: datetime, shown: Any, field: str) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise EventValidationError(
+            f"'{field}' is out of range: {shown!r} is not between years 1 and 9999 in UTC",
+            field=field,
         ) from None
 
 
@@ -182,7 +247,7 @@ def _parse_rfc3339(text: str) -> datetime:
     value = datetime.fromisoformat(text)
     if value.tzinfo is None:
         raise ValueError("no zone")
-    return value.astimezone(UTC)
+    return value
 
 
 def format_time(value: datetime) -> str:
