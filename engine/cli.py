@@ -178,6 +178,13 @@ def _user(args: argparse.Namespace) -> int:
     return user_command(args)
 
 
+@command("team")
+def _team(args: argparse.Namespace) -> int:
+    from engine.auth.commands import team_command
+
+    return team_command(args)
+
+
 @command("audit")
 def _audit(args: argparse.Namespace) -> int:
     from engine.auth.commands import audit_command
@@ -277,6 +284,7 @@ def _print_logins(db: Any) -> None:
         print("klaxon: demo accounts (log in to the web app with any of them):")
         for email, role, password in users:
             print(f"  {role:<9} {email:<28} password: {password}")
+        print('  (the API too: POST /api/v1/auth/login {"email": ..., "password": ...})')
 
 
 def _where(url: str) -> str:
@@ -422,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from engine.auth.commands import add_parsers as add_account_parsers
 
-    add_account_parsers(sub)  # user, audit
+    add_account_parsers(sub)  # user, team, audit
 
     from engine.notify.commands import add_parsers as add_notify_parsers
 

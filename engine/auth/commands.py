@@ -1,4 +1,5 @@
-"""`klaxon user ...` and `klaxon audit ...`: accounts and the audit trail from the shell.
+"""`klaxon user ...`, `klaxon team ...` and `klaxon audit ...`: accounts, teams and the audit
+trail from the shell.
 
 The CLI acts as the system (whoever can run it on the server already holds the store), and
 its changes are audited under the actor `klaxon`.
@@ -18,7 +19,7 @@ from engine.auth.principal import ROLES, SYSTEM
 
 
 def add_parsers(sub: Any) -> None:
-    """Register `user` and `audit` on the `klaxon` subparsers."""
+    """Register `user`, `team` and `audit` on the `klaxon` subparsers."""
     p = sub.add_parser("user", help="accounts: add, list, unlock, export, erase")
     usub = p.add_subparsers(dest="user_command", metavar="ACTION", required=True)
     u = usub.add_parser("add", help="create a user (the password from stdin, or one is made up)")
@@ -28,6 +29,15 @@ def add_parsers(sub: Any) -> None:
     u.add_argument("--team", action="append", default=[], metavar="TEAM", help="repeatable")
     u.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     usub.add_parser("list", help="list users")
+    u = usub.add_parser("set", help="change a user's role, name or active flag")
+    u.add_argument("email")
+    u.add_argument("--role", choices=ROLES)
+    u.add_argument("--name")
+    active = u.add_mutually_exclusive_group()
+    active.add_argument("--active", dest="is_active", action="store_true", default=None)
+    active.add_argument(
+        "--inactive", dest="is_active", action="store_false", help="also ends their sessions"
+    )
     for name, text in (
         ("unlock", "clear failed logins and the lockout"),
         ("export", "print everything Klaxon holds about a user (JSON)"),
@@ -37,6 +47,14 @@ def add_parsers(sub: Any) -> None:
         u.add_argument("email")
         if name == "erase":
             u.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    p = sub.add_parser("team", help="teams: add, list")
+    tsub = p.add_subparsers(dest="team_command", metavar="ACTION", required=True)
+    t = tsub.add_parser("add", help="create a team")
+    t.add_argument("name")
+    t.add_argument("--member", action="append", default=[], metavar="EMAIL", help="repeatable")
+    t.add_argument("--require-mfa", action="store_true", help="its members must use MFA")
+    tsub.add_parser("list", help="list teams and their members")
 
     p = sub.add_parser("audit", help="the audit trail: verify the hash chain, export")
     asub = p.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
@@ -91,7 +109,15 @@ def _user_command(db: Any, args: argparse.Namespace) -> int:
                 print(f"{u['id']:>4}  {u['email']:<32} {u['role']:<9} {mfa:<4} {state:<8} {teams}")
             return 0
         user_id = _user_id(db, args.email)
-        if args.user_command == "unlock":
+        if args.user_command == "set":
+            if args.role is None and args.name is None and args.is_active is None:
+                raise _fail("say what to change: --role, --name, --active or --inactive")
+            u = users.update_user(
+                db, SYSTEM, user_id, name=args.name, role=args.role, is_active=args.is_active
+            )
+            state = _state(u)
+            print(f"{u['email']}: {u['role']}, {state}" + (f", {u['name']}" if u["name"] else ""))
+        elif args.user_command == "unlock":
             users.unlock_user(db, SYSTEM, user_id)
             print(f"unlocked {args.email}")
         elif args.user_command == "export":
@@ -154,6 +180,29 @@ def _add(db: Any, args: argparse.Namespace) -> int:
     if made_up:
         print(f"password (shown once): {password}")
     return 0
+
+
+def team_command(args: argparse.Namespace) -> int:
+    from engine.auth import teams
+
+    db = _database()
+    try:
+        if args.team_command == "add":
+            team = teams.create_team(
+                db, SYSTEM, name=args.name, require_mfa=args.require_mfa, members=args.member
+            )
+            mfa = ", MFA required" if team["require_mfa"] else ""
+            print(f"created team {team['name']} with {len(team['members'])} members{mfa}")
+            return 0
+        for team in teams.list_teams(db, SYSTEM, teams.TeamQuery(limit=1000)):
+            mfa = "mfa" if team["require_mfa"] else "-"
+            members = ",".join(m["email"] for m in team["members"])
+            print(f"{team['id']:>4}  {team['name']:<24} {mfa:<4} {members}")
+        return 0
+    except AuthError as err:
+        raise _fail(f"{err.field}: {err}" if err.field else str(err)) from None
+    finally:
+        db.dispose()
 
 
 def audit_command(args: argparse.Namespace) -> int:

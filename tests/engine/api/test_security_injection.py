@@ -93,6 +93,7 @@ def test_every_list_endpoint_has_its_filters_covered(api) -> None:
     assert {"sort", "q", "actor", "action", "resource"} <= set(endpoints["/api/v1/audit"])
 
 
+@pytest.mark.slow  # about 400 requests per store, a few through the PDF report renderer
 def test_injection_through_every_filter_and_sort_is_harmless(api, db, settings) -> None:
     _seed(api, db, settings)
     before = _counts(db)

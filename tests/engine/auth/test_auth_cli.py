@@ -1,4 +1,4 @@
-"""`klaxon user add/list/unlock` and the demo accounts."""
+"""`klaxon user add/list/set/unlock`, `klaxon team add/list` and the demo accounts."""
 
 from __future__ import annotations
 
@@ -119,3 +119,35 @@ def test_demo_users_one_per_role_stable_across_runs(db) -> None:
     for email, role, password in first:
         assert password == demo_password(role)
         assert sessions.login(db, email, password).principal.role == role
+
+
+def test_user_set_changes_role_and_ends_sessions_when_deactivated(cli_db, capsys) -> None:
+    _run(["user", "add", "--email", "n@example.com", "--role", "viewer"], capsys)
+    _run(["user", "add", "--email", "boss@example.com", "--role", "admin"], capsys)
+    code, out, _ = _run(["user", "set", "n@example.com", "--role", "operator"], capsys)
+    assert (code, out.strip()) == (0, "n@example.com: operator, active")
+    code, out, _ = _run(["user", "set", "n@example.com", "--inactive"], capsys)
+    assert (code, out.strip()) == (0, "n@example.com: operator, inactive")
+    code, _, err = _run(["user", "set", "n@example.com"], capsys)
+    assert code == 2
+    assert "say what to change" in err
+    code, _, err = _run(["user", "set", "boss@example.com", "--role", "viewer"], capsys)
+    assert code == 2
+    assert "role: this is the last active admin" in err
+
+
+def test_team_add_and_list(cli_db, capsys) -> None:
+    _run(["user", "add", "--email", "p@example.com", "--role", "operator"], capsys)
+    code, out, _ = _run(
+        ["team", "add", "platform", "--member", "p@example.com", "--require-mfa"], capsys
+    )
+    assert (code, out.strip()) == (0, "created team platform with 1 members, MFA required")
+    code, out, _ = _run(["team", "list"], capsys)
+    assert code == 0
+    assert out.split() == ["1", "platform", "mfa", "p@example.com"]
+    code, _, err = _run(["team", "add", "platform"], capsys)
+    assert code == 2
+    assert "name: a team named 'platform' already exists" in err
+    code, _, err = _run(["team", "add", "bad name"], capsys)
+    assert code == 2
+    assert "name: 'bad name' is not a team name" in err
