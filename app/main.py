@@ -59,10 +59,23 @@ def _pages(can: set[str]) -> dict[str, list[st.Page]]:
 
 def _sidebar(email: str) -> None:
     with st.sidebar:
-        st.caption(f"Signed in as **{email}**")
+        st.caption(f"Signed in as `{email}`")  # code style: no mailto link
         if st.button("Sign out", key="app.sign_out", icon=":material/logout:"):
             session.sign_out()
             st.rerun()
+
+
+def _login_everywhere() -> None:
+    """Signed out, every page's address shows the login (not "page not found"), so a bookmark
+    or a reload opens the page it names once the user has signed in."""
+    login = navigation.PAGES / "login.py"
+    pages = [st.Page(login, title="Sign in", icon=":material/login:", default=True)]
+    pages += [
+        st.Page(login, title="Sign in", icon=":material/login:", url_path=url)
+        for entries in SECTIONS.values()
+        for _file, _title, _icon, url, _needs in entries
+    ]
+    st.navigation(pages, position="hidden").run()
 
 
 def main() -> None:
@@ -70,8 +83,7 @@ def main() -> None:
     state.init()
     principal = services.attempt("check your session", session.current)
     if principal is None:
-        login = st.Page(navigation.PAGES / "login.py", title="Sign in", icon=":material/login:")
-        st.navigation([login], position="hidden").run()
+        _login_everywhere()
         return
     pages = _pages(set(principal.permissions))
     if principal.mfa_pending:

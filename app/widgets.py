@@ -151,11 +151,16 @@ def alert_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
     )
 
 
+ROW_PX = 35  # st.dataframe's row height
+
+
 def alert_table(
     rows: list[dict[str, Any]], key: str, *, selectable: bool = True, height: int | str = "auto"
 ) -> list[int]:
     """The alerts as a table; returns the ids of the selected rows."""
     frame = alert_frame(rows)
+    if isinstance(height, int):  # no empty grid under a short list
+        height = min(height, ROW_PX * (frame.height + 1) + 3)
     config = {
         "id": st.column_config.NumberColumn("#", format="%d", width="small"),
         "title": st.column_config.TextColumn("Title", width="large"),

@@ -181,6 +181,7 @@ def _open_picker(rows: list[dict[str, Any]], picked: list[int]) -> int | None:
             else f"#{i} · {titles.get(i, 'alert')}"
         ),
         on_change=lambda: state.OPEN_ALERT.set(st.session_state.get(f"{PAGE}.open")),
+        placeholder="pick an alert to see it in full",
     )
     return state.OPEN_ALERT.get()
 
