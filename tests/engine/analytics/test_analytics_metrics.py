@@ -524,3 +524,69 @@ def test_dashboard_kpis(wh, notified, period, store) -> None:
         "medium": 0,
         "low": 0,
     }
+
+
+def test_every_metric_takes_the_same_filters(wh, notified, store, db) -> None:
+    """source in (grafana, datadog) keeps alerts 3 and 4 (rule r2) and what hangs off them."""
+    f = Filters.of(start=store.T0, end=store.at(14), source="grafana,datadog")
+    assert response_times(wh, f, "mtta")["overall"] == {
+        "count": 1,
+        "mean": 600.0,
+        "median": 600.0,
+        "p90": 600.0,
+    }
+    assert response_times(wh, f, "mttr")["overall"] == {
+        "count": 2,
+        "mean": 3750.0,
+        "median": 3750.0,
+        "p90": 6510.0,
+    }
+    assert response_times(wh, f, "mttd")["overall"] == {
+        "count": 2,
+        "mean": 30.0,
+        "median": 30.0,
+        "p90": 54.0,
+    }
+    v = volume(wh, f, by="severity")
+    assert (v["totals"], v["events"]) == ([{"severity": "high", "alerts": 2, "occurrences": 6}], 1)
+    by_service = volume(wh, Filters.of(start=store.T0, end=store.at(14), rule="r2"), by="service")
+    assert by_service["totals"] == [
+        {"service": "api", "alerts": 1, "occurrences": 1},
+        {"service": "db", "alerts": 1, "occurrences": 5},
+    ]
+    by_rule = volume(wh, Filters.of(start=store.T0, end=store.at(14), service="api"), by="rule")
+    assert by_rule["totals"] == [
+        {"rule": "r1", "alerts": 3, "occurrences": 5},
+        {"rule": "r2", "alerts": 1, "occurrences": 1},
+        {"rule": "r3", "alerts": 1, "occurrences": 2},
+    ]
+    n = noise(wh, f)
+    assert (n["alerts"], n["auto_resolved"], n["false_positives"]) == (2, 1, 1)
+    assert [r["rule"] for r in n["rules"]] == ["r2"]
+    assert flapping(wh, f, min_fires=2, window_s=86400)["series"] == []
+    s = sla(wh, f, DEFAULT_TARGETS, now=store.at(9, 12))
+    assert [
+        (r["severity"], r["alerts"], r["ack_breaches"], r["resolve_breaches"])
+        for r in s["severities"]
+    ] == [("high", 2, 0, 0)]
+    d = delivery(wh, f)
+    assert (d["total"]["notifications"], d["total"]["by_status"]["sent"]) == (1, 1)
+    assert d["total"]["latency_s"]["mean"] == 6.0
+    with db.read() as conn:
+        teams, members = people(conn)
+    load = team_load(wh, f, teams, members)
+    assert [
+        (t["team"], t["alerts"], t["pages"], t["after_hours_pages"]) for t in load["teams"]
+    ] == [
+        ("payments", 1, 0, 1),  # no pages: its alert's creation, 18:30 in New York
+        ("platform", 1, 1, 0),  # the page at 17:30 UTC, the team's zone
+    ]
+    carol = next(p for p in load["people"] if p["email"] == "carol@x")
+    assert (carol["pages"], carol["after_hours_pages"]) == (1, 1)  # 18:30 in Berlin
+    k = dashboard(wh, f, DEFAULT_TARGETS, now=store.at(9, 12))["kpis"]
+    assert (k["alerts"], k["mtta"]["count"], k["notifications"], k["false_positives"]) == (
+        2,
+        1,
+        1,
+        1,
+    )
