@@ -57,7 +57,8 @@ from engine.store.models import Channel, Team, TeamMember, User
 RUNS = 5
 
 
-def timed(fn: Callable[[], Any], runs: int = RUNS) -> dict[str, float]:
+def timed(fn: Callable[[], Any], runs: int | None = None) -> dict[str, float]:
+    runs = runs or RUNS
     fn()  # warm-up: file metadata and OS caches
     times = []
     for _ in range(runs):
@@ -118,7 +119,7 @@ def write_snapshot(db: Database, data_dir: Path, n_alerts: int, n_events: int) -
     next_notification = 1
     for p in range((n_alerts + PART_IDS - 1) // PART_IDS):
         size = min(PART_IDS, n_alerts - p * PART_IDS)
-        frame = gen.alerts(size, first_id=p * PART_IDS + 1)
+        frame = gen.alerts(size, first_id=p * PART_IDS + 1, total=n_alerts)
         tables["alerts"].parts[p] = snap._write_part(ALERTS, frame, p, 1)
         notes = gen.notifications(frame, first_id=next_notification)
         for q, rows in (
@@ -284,7 +285,7 @@ def bench_store(folder: Path, n: int) -> dict[str, Any]:
     t = time.perf_counter()
     open_keys: set[str] = set()
     for first in range(1, n + 1, 250_000):
-        frame = gen.alerts(min(250_000, n - first + 1), first_id=first)
+        frame = gen.alerts(min(250_000, n - first + 1), first_id=first, total=n)
         # Another chunk may hold an open alert of the same series: only one may stay open.
         clash = pl.col("is_open") & pl.col("key").is_in(list(open_keys))
         frame = frame.with_columns(
@@ -365,9 +366,14 @@ def main() -> None:
     parser.add_argument(
         "--skip-store", action="store_true", help="skip (d), the SQLite store phase"
     )
+    parser.add_argument(
+        "--runs", type=int, default=RUNS, help="timed runs per query (best, median)"
+    )
     parser.add_argument("--json", metavar="FILE")
     parser.add_argument("--dir", help="work folder (default: a temporary one, removed)")
     args = parser.parse_args()
+    global RUNS
+    RUNS = args.runs
     results: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"DuckDB {duckdb.__version__}, Polars {pl.__version__}",

@@ -36,11 +36,19 @@ def _times(us: np.ndarray) -> pl.Series:
     return pl.Series(us.astype(np.int64)).cast(pl.Datetime("us"))
 
 
-def alerts(n: int, first_id: int = 1, seed: int = 1) -> pl.DataFrame:
-    """`n` alerts over the year before END, ids from `first_id`, in the snapshot's schema."""
+def alerts(n: int, first_id: int = 1, seed: int = 1, total: int | None = None) -> pl.DataFrame:
+    """`n` alerts, ids from `first_id`, in the snapshot's schema. With `total` (the size of the
+    whole history), ids follow creation time over the year before END as in a real store: this
+    chunk covers its share of the year. Without it, the chunk spans the whole year."""
     rng = np.random.default_rng(seed + first_id)
     end_us = int(END.timestamp() * 1_000_000)
-    created = np.sort(rng.integers(end_us - YEAR_US, end_us, n))
+    lo, hi = end_us - YEAR_US, end_us
+    if total:
+        lo, hi = (
+            end_us - YEAR_US + YEAR_US * (first_id - 1) // total,
+            end_us - YEAR_US + YEAR_US * (first_id - 1 + n) // total,
+        )
+    created = np.sort(rng.integers(lo, hi, n))
     weights = 1.0 / np.arange(1, N_SERIES + 1) ** 0.8
     series = rng.choice(N_SERIES, n, p=weights / weights.sum())
     rule = series % N_RULES
