@@ -137,6 +137,14 @@ def analytics(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return cached(fn, *args, uses="warehouse", **kwargs)
 
 
+def report_pdf(filters: Any) -> bytes:
+    """The PDF report of `filters`' period (engine.analytics.report), for analytics.read."""
+    from engine.analytics.report import build_report
+
+    actor().require("analytics.read")
+    return build_report(database(), warehouse(), filters)
+
+
 # ---------------------------------------------------------------- errors as messages
 
 

@@ -314,6 +314,30 @@ def drill(f: Filters) -> None:
     widgets.export_buttons(rows, "drill-down", key=f"{PAGE}.drill_export")
 
 
+def report(f: Filters) -> None:
+    """The period's PDF report (every tab on two pages), built when asked for."""
+    left, right = st.columns([3, 1], vertical_alignment="center")
+    left.markdown(
+        f"**PDF report** of {f.start:%Y-%m-%d} – {f.end:%Y-%m-%d} with these filters: KPIs, "
+        "charts, SLA, team load, delivery."
+    )
+    if not right.button("Build the PDF", key=f"{PAGE}.pdf", icon=":material/picture_as_pdf:"):
+        return
+    with st.spinner("Building the report…"):
+        pdf = services.attempt("build the report", services.report_pdf, f)
+    if pdf is not None:
+        st.download_button(
+            f"Download the report ({len(pdf) // 1024:,} KB)",
+            data=pdf,
+            file_name=f"klaxon-report-{f.start:%Y%m%d}-{f.end:%Y%m%d}.pdf",
+            mime="application/pdf",
+            key=f"{PAGE}.pdf_download",
+            type="primary",
+            icon=":material/file_download:",
+            on_click="ignore",
+        )
+
+
 st.title("Analytics")
 f = _filters()
 if f is None:
@@ -334,3 +358,5 @@ for tab, (label, draw) in zip(tabs, sections, strict=True):
 st.divider()
 with services.guarded("show the alerts behind the chart"):
     drill(f)
+st.divider()
+report(f)

@@ -106,6 +106,7 @@ st.selectbox(
     [None, *titles],
     key=f"{PAGE}.open",
     format_func=lambda i: "— pick an incident (or a row) —" if i is None else f"#{i} · {titles[i]}",
+    placeholder="pick an incident (or a row)",
     on_change=lambda: state.OPEN_INCIDENT.set(st.session_state.get(f"{PAGE}.open")),
 )
 incident_id = state.OPEN_INCIDENT.get()

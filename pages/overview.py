@@ -91,11 +91,11 @@ def _kpis(teams: tuple[str, ...], services_: tuple[str, ...]) -> None:
         per_min, usual = events_hour / 60, events_week / (7 * 24 * 60)
         st.metric(
             "Ingest rate",
-            f"{per_min:.1f} events/min",
+            f"{per_min:.1f}/min",
             f"{per_min - usual:+.1f} vs 7-day mean",
             delta_color="off",
             border=True,
-            help="Events accepted in the last hour.",
+            help="Events accepted per minute over the last hour.",
         )
     with cols[3], services.guarded("summarize deliveries"):
         day = Filters.of(start=now - timedelta(days=1), end=now + timedelta(minutes=1), **dims)

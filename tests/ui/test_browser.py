@@ -134,18 +134,26 @@ def browser() -> Iterator[Any]:
 # ---------------------------------------------------------------- driving Streamlit
 
 
-def settle(page: Any, timeout_s: float = 60) -> None:
-    """Wait until the app's script run is over: no "running" indicator and no skeletons, for
-    a few polls in a row (a rerun may start right after the first one ends)."""
+BUSY = "[data-testid=stSkeleton], [data-testid=stSpinner], .stSpinner"
+
+
+def settle(page: Any, timeout_s: float = 60) -> float:
+    """Wait until the app's script run is over: no "running" indicator, no skeleton, and the
+    same number of elements for a few polls in a row (a fragment or a rerun may follow).
+    Returns when (perf_counter) the page last changed: the wait for quiet is not load time."""
     deadline = time.monotonic() + timeout_s
-    quiet = 0
+    quiet, last, changed_at = 0, -1, time.perf_counter()
     while time.monotonic() < deadline:
-        busy = page.locator(
-            "[data-testid=stStatusWidget], [data-testid=stSkeleton], .stSpinner"
-        ).count()
-        quiet = quiet + 1 if busy == 0 else 0
-        if quiet >= 3:
-            return
+        state = page.locator("[data-testid=stApp]").get_attribute("data-test-script-state")
+        busy = state not in ("notRunning", "initial") or page.locator(BUSY).count() > 0
+        shown = page.locator("[data-testid=stElementContainer]").count()
+        if busy == 0 and shown == last:
+            quiet += 1
+        else:
+            quiet, changed_at = 0, time.perf_counter()
+        last = shown
+        if quiet >= 4:
+            return changed_at
         page.wait_for_timeout(100)
     raise AssertionError(f"the page was still running after {timeout_s} s")
 
@@ -175,8 +183,7 @@ def open_page(page: Any, url_path: str, heading: str) -> float:
     page.locator(f'[data-testid=stSidebarNav] a[href$="/{url_path}"]').click()
     page.wait_for_url(re.compile(rf"/{url_path}(\?.*)?$"))
     page.get_by_role("heading", name=heading, exact=True).wait_for()
-    settle(page)
-    return time.perf_counter() - started
+    return settle(page) - started
 
 
 def _api_token(stack: Stack, role: str) -> dict[str, str]:
