@@ -360,6 +360,7 @@ def bench_store(folder: Path, n: int) -> dict[str, Any]:
 
 
 def main() -> None:
+    global RUNS
     parser = argparse.ArgumentParser(prog="python -m bench.analytics")
     parser.add_argument("--sizes", default="1000000,10000000", help="alert counts, comma-separated")
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -372,7 +373,6 @@ def main() -> None:
     parser.add_argument("--json", metavar="FILE")
     parser.add_argument("--dir", help="work folder (default: a temporary one, removed)")
     args = parser.parse_args()
-    global RUNS
     RUNS = args.runs
     results: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
