@@ -179,6 +179,16 @@ def attempt(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | N
     return None
 
 
+def succeeded(what: str, fn: Callable[..., object], *args: Any, **kwargs: Any) -> bool:
+    """Call `fn` for its effect; False (and the message shown) if it failed."""
+    try:
+        fn(*args, **kwargs)
+    except Exception as err:  # every failure becomes a message, never a traceback
+        _report(what, err)
+        return False
+    return True
+
+
 @contextmanager
 def guarded(what: str) -> Iterator[None]:
     """A block whose failure is shown as a message; the rest of the page still renders."""

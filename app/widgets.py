@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import polars as pl
@@ -155,7 +155,11 @@ ROW_PX = 35  # st.dataframe's row height
 
 
 def alert_table(
-    rows: list[dict[str, Any]], key: str, *, selectable: bool = True, height: int | str = "auto"
+    rows: list[dict[str, Any]],
+    key: str,
+    *,
+    selectable: bool = True,
+    height: int | Literal["auto"] = "auto",
 ) -> list[int]:
     """The alerts as a table; returns the ids of the selected rows."""
     frame = alert_frame(rows)

@@ -18,18 +18,14 @@ def _change_password(user_id: int) -> None:
     if ss.get(f"{PAGE}.new") != ss.get(f"{PAGE}.again"):
         st.warning("The two new passwords differ.")
         return
-    done = services.attempt(
+    done = services.succeeded(
         "change your password",
-        lambda: (
-            users.set_password(
-                services.database(),
-                services.actor(),
-                user_id,
-                ss.get(f"{PAGE}.new") or "",
-                current_password=ss.get(f"{PAGE}.current") or "",
-            )
-            or True
-        ),
+        users.set_password,
+        services.database(),
+        services.actor(),
+        user_id,
+        ss.get(f"{PAGE}.new") or "",
+        current_password=ss.get(f"{PAGE}.current") or "",
     )
     if done:
         st.toast("Password changed: sign in again with it", icon=":material/password:")
@@ -56,17 +52,13 @@ def _enable_mfa() -> None:
 
 
 def _disable_mfa(user_id: int) -> None:
-    done = services.attempt(
+    done = services.succeeded(
         "turn MFA off",
-        lambda: (
-            mfa.disable(
-                services.database(),
-                services.actor(),
-                user_id,
-                password=st.session_state.get(f"{PAGE}.mfa_pw") or "",
-            )
-            or True
-        ),
+        mfa.disable,
+        services.database(),
+        services.actor(),
+        user_id,
+        password=st.session_state.get(f"{PAGE}.mfa_pw") or "",
     )
     if done:
         st.toast("MFA is off", icon=":material/phonelink_erase:")

@@ -293,7 +293,7 @@ def drill(f: Filters) -> None:
         st.caption("Click a bar or a point to see the alerts behind it.")
         return
     since, until = widgets.when(d["since"]), widgets.when(d["until"])
-    dims = {
+    dims: dict[str, Any] = {
         name: tuple(getattr(f, name)) for name in ("team", "service", "severity", "source", "rule")
     }
     if d.get("dim") and d.get("value"):

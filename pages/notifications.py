@@ -342,7 +342,8 @@ def pd_frame(rows: list[dict[str, Any]]) -> Any:
 
 
 def _shifts(conn: Any, actor: Any, name: str, days: int) -> list[dict[str, Any]]:
-    at, end, out = datetime.now(UTC), datetime.now(UTC) + timedelta(days=days), []
+    at, end = datetime.now(UTC), datetime.now(UTC) + timedelta(days=days)
+    out: list[dict[str, Any]] = []
     while at < end and len(out) < 200:
         now = schedules.who_is_on_call(conn, actor, at, name)[0]["now"]
         out.append(now)

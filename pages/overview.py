@@ -55,15 +55,14 @@ def _kpis(teams: tuple[str, ...], services_: tuple[str, ...]) -> None:
         "count the open alerts", services.cached, _open_by_severity, teams, services_
     )
     if counts is not None:
-        cols = st.columns(5)
-        for col, sev in zip(cols, widgets.SEVERITIES, strict=True):
+        for col, sev in zip(st.columns(5), widgets.SEVERITIES, strict=True):
             col.metric(f"{widgets.SEVERITY_ICON[sev]} Open {sev}", f"{counts[sev]:,}", border=True)
     if not services.can("analytics.read"):
         st.caption("🔒 Response times and delivery need the analytics.read permission.")
         return
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     midnight = now.replace(hour=0, minute=0)
-    dims = {"team": teams, "service": services_}
+    dims: dict[str, Any] = {"team": teams, "service": services_}
     today = Filters.of(start=midnight, end=now + timedelta(minutes=1), **dims)
     week = Filters.of(start=midnight - timedelta(days=7), end=midnight, **dims)
     hour = Filters.of(start=now - timedelta(hours=1), end=now + timedelta(minutes=1), **dims)
