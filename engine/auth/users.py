@@ -212,7 +212,6 @@ def list_users(
     if query.active is not None:
         stmt = stmt.where(User.is_active == query.active)
     if query.q:
-        # Bound parameters: the text is data, whatever it contains.
         # Bound and escaped: the text is data, and % or _ in it match only themselves.
         text = query.q.lower()
         stmt = stmt.where(
