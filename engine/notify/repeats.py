@@ -30,14 +30,15 @@ def repeat_due(
 
 
 def repeat_due_in(conn: Connection, settings: Settings, now: datetime, limit: int = 100) -> int:
-    groups = list(
-        orm(conn).scalars(
-            select(NotificationGroup)
-            .where(NotificationGroup.repeat_at <= now)
-            .order_by(NotificationGroup.repeat_at)
-            .limit(limit)
-        )
+    stmt = (
+        select(NotificationGroup)
+        .where(NotificationGroup.repeat_at <= now)
+        .order_by(NotificationGroup.repeat_at)
+        .limit(limit)
     )
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)  # two workers never remind twice
+    groups = list(orm(conn).scalars(stmt))
     planner = Planner(conn, settings, now)
     rows: list[dict[str, Any]] = []
     for g in groups:
