@@ -9,7 +9,8 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
-from app import services, state, widgets
+from app import backtest_panel, services, state, widgets
+from engine.config import settings
 from engine.store.silences import (
     SilenceError,
     SilenceSpec,
@@ -133,6 +134,71 @@ def _form() -> None:
             on_click=_create,
             disabled=not spec.matcher or problem is not None,
             icon=":material/notifications_off:",
+        )
+        if spec.matcher and problem is None:
+            _preview(spec)
+
+
+def _preview(spec: SilenceSpec) -> None:
+    """What this silence would have muted over a past period, as if it had been in place."""
+    from engine.analytics.preview import ProposedSilence, preview_silence
+
+    with st.expander("Preview: what would it have muted?", icon=":material/preview:"):
+        st.caption(
+            "Runs the current rules over a past period's events with this silence in place "
+            "(a recurring window only in its hours) and counts the alerts it mutes."
+        )
+        left, right = st.columns([3, 1], vertical_alignment="bottom")
+        with left:
+            start, end = backtest_panel.period(PAGE, days=7)
+        proposed = ProposedSilence(
+            matcher=spec.matcher, during=spec.during, comment=spec.comment or "preview"
+        )
+        if right.button("Preview", key=f"{PAGE}.preview", icon=":material/play_arrow:"):
+            services.actor().require("alerts.read")
+            result = backtest_panel.run_with_progress(
+                "Previewing the silence…",
+                preview_silence,
+                services.database(),
+                services.warehouse(),
+                proposed,
+                start,
+                end,
+                default_rules=settings().rules_file,
+            )
+            if result is not None:
+                state.PREVIEW.set({"for": repr(proposed), **result})
+        result = state.PREVIEW.get()
+        if not result or result.get("for") != repr(proposed):
+            st.caption("Pick a period and press Preview.")
+            return
+        cols = st.columns(3)
+        cols[0].metric("Alerts it mutes", f"{result['alerts']:,}", border=True)
+        cols[1].metric("Already muted otherwise", f"{result['already_muted']:,}", border=True)
+        cols[2].metric("Pages it saves", f"{result['pages_saved']:,}", border=True)
+        if not result["alerts"]:
+            st.caption("It would have muted nothing in this period: check the condition.")
+            return
+        by_rule = result["by_rule"][:20]
+        fig = go.Figure(
+            go.Bar(
+                x=[r["alerts"] for r in by_rule],
+                y=[r["rule"] for r in by_rule],
+                orientation="h",
+                marker_color="#C2410C",
+            )
+        )
+        fig.update_layout(
+            title="Muted alerts by rule",
+            height=140 + 24 * len(by_rule),
+            yaxis_autorange="reversed",
+            margin={"t": 40, "b": 10, "l": 10, "r": 10},
+        )
+        st.plotly_chart(fig, width="stretch", key=f"{PAGE}.preview_chart")
+        st.dataframe(
+            pl.DataFrame(result["sample"], infer_schema_length=None),
+            hide_index=True,
+            key=f"{PAGE}.preview_sample",
         )
 
 

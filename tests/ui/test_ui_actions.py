@@ -202,3 +202,17 @@ def test_the_overview_keeps_its_filters_across_runs(signed_in: Any) -> None:
     at.run()  # what a live refresh reruns: the filters stay
     assert at.multiselect(key="overview.team").value == picked
     _no_problems(at)
+
+
+def test_a_silence_preview_counts_what_it_would_mute(signed_in: Any, demo_db: Any) -> None:
+    with demo_db.read() as conn:
+        before = len(list_silences(conn, SYSTEM))
+    at = signed_in("operator", page="silences")
+    at.text_area(key="silences.matcher").input('severity == "critical"').run()
+    at.button(key="silences.preview").click().run(timeout=120)
+    _no_problems(at)
+    shown = {m.label: m.value for m in at.metric}
+    assert int(shown["Alerts it mutes"].replace(",", "")) > 0
+    assert "Pages it saves" in shown
+    with demo_db.read() as conn:
+        assert len(list_silences(conn, SYSTEM)) == before  # a preview saves nothing
