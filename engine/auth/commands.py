@@ -1,13 +1,14 @@
 """`klaxon user ...`, `klaxon team ...` and `klaxon audit ...`: accounts, teams and the audit
 trail from the shell.
 
-The CLI acts as the system (whoever can run it on the server already holds the store), and
-its changes are audited under the actor `klaxon`.
+The CLI acts with every permission (whoever can run it on the server already holds the store),
+and its changes are audited under the actor `cli:OS-USER` with the user agent `klaxon cli`.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import orjson
 
 from engine.auth.errors import AuthError
-from engine.auth.principal import ROLES, SYSTEM
+from engine.auth.principal import ROLES, Principal
 
 
 def add_parsers(sub: Any) -> None:
@@ -64,6 +65,15 @@ def add_parsers(sub: Any) -> None:
     a.add_argument("--output", required=True, metavar="PATH", help="a file, or - for stdout")
 
 
+def cli_actor() -> Principal:
+    """Who the audit trail names for a change made from the shell."""
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (containers)
+        who = "unknown"
+    return Principal(f"cli:{who}"[:256], kind="system", user_agent="klaxon cli")
+
+
 def _database() -> Any:
     from engine.config import settings
     from engine.store.db import Database
@@ -102,7 +112,7 @@ def _user_command(db: Any, args: argparse.Namespace) -> int:
         if args.user_command == "add":
             return _add(db, args)
         if args.user_command == "list":
-            for u in users.list_users(db, SYSTEM, users.UserQuery(limit=1000)):
+            for u in users.list_users(db, cli_actor(), users.UserQuery(limit=1000)):
                 state = _state(u)
                 mfa = "mfa" if u["mfa_enabled"] else "-"
                 teams = ",".join(u["teams"])
@@ -113,17 +123,17 @@ def _user_command(db: Any, args: argparse.Namespace) -> int:
             if args.role is None and args.name is None and args.is_active is None:
                 raise _fail("say what to change: --role, --name, --active or --inactive")
             u = users.update_user(
-                db, SYSTEM, user_id, name=args.name, role=args.role, is_active=args.is_active
+                db, cli_actor(), user_id, name=args.name, role=args.role, is_active=args.is_active
             )
             state = _state(u)
             print(f"{u['email']}: {u['role']}, {state}" + (f", {u['name']}" if u["name"] else ""))
         elif args.user_command == "unlock":
-            users.unlock_user(db, SYSTEM, user_id)
+            users.unlock_user(db, cli_actor(), user_id)
             print(f"unlocked {args.email}")
         elif args.user_command == "export":
             sys.stdout.write(
                 orjson.dumps(
-                    privacy.export_user(db, SYSTEM, user_id), option=orjson.OPT_INDENT_2
+                    privacy.export_user(db, cli_actor(), user_id), option=orjson.OPT_INDENT_2
                 ).decode()
                 + "\n"
             )
@@ -132,7 +142,7 @@ def _user_command(db: Any, args: argparse.Namespace) -> int:
                 f"erase {args.email} everywhere? this cannot be undone [y/N] "
             ):
                 raise _fail("not erased")
-            done = privacy.erase_user(db, SYSTEM, user_id)
+            done = privacy.erase_user(db, cli_actor(), user_id)
             print(
                 f"erased {args.email}: now {done['pseudonym']} (audit entry {done['audit_entry']})"
             )
@@ -174,7 +184,7 @@ def _add(db: Any, args: argparse.Namespace) -> int:
         password=password,
         name=args.name,
         teams=args.team,
-        actor=SYSTEM,
+        actor=cli_actor(),
     )
     print(f"created user {user['email']} ({user['role']}), id {user['id']}")
     if made_up:
@@ -189,12 +199,12 @@ def team_command(args: argparse.Namespace) -> int:
     try:
         if args.team_command == "add":
             team = teams.create_team(
-                db, SYSTEM, name=args.name, require_mfa=args.require_mfa, members=args.member
+                db, cli_actor(), name=args.name, require_mfa=args.require_mfa, members=args.member
             )
             mfa = ", MFA required" if team["require_mfa"] else ""
             print(f"created team {team['name']} with {len(team['members'])} members{mfa}")
             return 0
-        for team in teams.list_teams(db, SYSTEM, teams.TeamQuery(limit=1000)):
+        for team in teams.list_teams(db, cli_actor(), teams.TeamQuery(limit=1000)):
             mfa = "mfa" if team["require_mfa"] else "-"
             members = ",".join(m["email"] for m in team["members"])
             print(f"{team['id']:>4}  {team['name']:<24} {mfa:<4} {members}")
@@ -225,7 +235,7 @@ def _audit_command(db: Any, args: argparse.Namespace) -> int:
         print(f"entry {result.broken_id} is broken: {result.reason}", file=sys.stderr)
         print(f"({result.checked} entries before it hold)", file=sys.stderr)
         return 1
-    chunks = export(db, SYSTEM, args.format)
+    chunks = export(db, cli_actor(), args.format)
     if args.output == "-":
         for chunk in chunks:
             sys.stdout.buffer.write(chunk)

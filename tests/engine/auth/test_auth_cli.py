@@ -151,3 +151,20 @@ def test_team_add_and_list(cli_db, capsys) -> None:
     code, _, err = _run(["team", "add", "bad name"], capsys)
     assert code == 2
     assert "name: 'bad name' is not a team name" in err
+
+
+def test_changes_from_the_shell_are_audited_as_the_os_user(cli_db, capsys) -> None:
+    import getpass
+
+    from sqlalchemy import select
+
+    from engine.store.models import AuditEntry
+
+    _run(["user", "add", "--email", "q@example.com", "--role", "viewer"], capsys)
+    with cli_db.read() as conn:
+        entry = conn.execute(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
+    assert (entry.action, entry.actor, entry.user_agent) == (
+        "user.create",
+        f"cli:{getpass.getuser()}",
+        "klaxon cli",
+    )
