@@ -37,6 +37,7 @@ log = logging.getLogger("klaxon.notify")
 MAX_ATTEMPTS = 5
 LEASE = timedelta(minutes=2)
 DUE = ("pending", "failed", "held", "sending")  # `sending` only once its lease has run out
+GROUP_LIMIT = 20_000  # rows one grouped message may carry (its text lists the first ones)
 
 
 @dataclass
@@ -95,6 +96,8 @@ class Deliverer:
         if conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update(skip_locked=True)
         rows = list(session.scalars(stmt))
+        if len(rows) == limit:
+            rows += self._rest_of_groups(conn, rows, now)
         report.claimed = len(rows)
         if not rows:
             return []
@@ -163,6 +166,30 @@ class Deliverer:
         mark_sent(conn, {k: v for k, v in groups.items() if k}, now)
         report.messages = len(messages)
         return messages
+
+    @staticmethod
+    def _rest_of_groups(
+        conn: Connection, rows: list[Notification], now: datetime
+    ) -> list[Notification]:
+        """A group's due rows go out as one message, so they join the round past its limit
+        (else a storm of 10,000 would be cut into a message per 500 rows)."""
+        keys = {r.group_key for r in rows if r.group_key}
+        if not keys:
+            return []
+        have = {r.id for r in rows}
+        stmt = (
+            select(Notification)
+            .where(
+                Notification.status.in_(DUE),
+                Notification.next_attempt_at <= now,
+                Notification.group_key.in_(keys),
+            )
+            .order_by(Notification.id)
+            .limit(GROUP_LIMIT)
+        )
+        if conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True)
+        return [r for r in orm(conn).scalars(stmt) if r.id not in have]
 
     @staticmethod
     def _urls(channels: dict[str, Channel]) -> tuple[dict[str, str], dict[str, str]]:
