@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from engine.api.auth import signed_in
-from engine.api.deps import permission
+from engine.api.deps import Id, permission
 from engine.api.errors import ApiError
 from engine.auth.principal import Principal
 from engine.notify import channels, people, policies, records, schedules
@@ -186,7 +186,7 @@ def list_notifications(
     transition: Annotated[
         list[str] | None, Query(description="fired, resolved, escalated, repeated, test, report")
     ] = None,
-    alert_id: Annotated[int | None, Query()] = None,
+    alert_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     target: Annotated[str | None, Query(max_length=256)] = None,
     since: Annotated[datetime | None, Query(description="created at or after (RFC 3339)")] = None,
     until: Annotated[datetime | None, Query(description="created before (RFC 3339)")] = None,
@@ -214,7 +214,7 @@ def list_notifications(
     "/{notification_id}", summary="One delivery, its message and every attempt"
 )
 def get_notification(
-    notification_id: int,
+    notification_id: Id,
     request: Request,
     actor: Annotated[Principal, Depends(permission("alerts.read"))],
 ) -> dict[str, Any]:
@@ -226,7 +226,7 @@ def get_notification(
     "/{notification_id}/retry", summary="Send a dead or failed delivery again now (5 attempts)"
 )
 def retry_notification(
-    notification_id: int,
+    notification_id: Id,
     request: Request,
     actor: Annotated[Principal, Depends(permission("alerts.write"))],
 ) -> dict[str, Any]:
