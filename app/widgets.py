@@ -78,7 +78,8 @@ def alert_filters(
     status = top[0].multiselect(
         "Status",
         STATUSES,
-        default=list(default_status),
+        # a saved view may have set it: a default as well would be ignored, with a warning
+        default=None if f"{page}.status" in st.session_state else list(default_status),
         key=f"{page}.status",
         bind="query-params",
         placeholder="any status",

@@ -191,7 +191,9 @@ facets = services.attempt("load the filter choices", services.cached, _facets) o
 query = widgets.alert_filters(PAGE, facets)
 bar = st.columns([2, 1, 1, 1, 1])
 sort = bar[0].selectbox("Sort by", list(SORTS), key=f"{PAGE}.sort", label_visibility="collapsed")
-descending = bar[1].toggle("Newest first", value=True, key=f"{PAGE}.desc")
+descending = bar[1].toggle(
+    "Newest first", value=f"{PAGE}.desc" not in st.session_state, key=f"{PAGE}.desc"
+)
 limit = bar[2].selectbox(
     "Rows",
     LIMITS,

@@ -81,3 +81,14 @@ def test_silence_similar_prefills_the_silence(signed_in: Any, demo_db: Any) -> N
     with demo_db.read() as conn:
         rule = get_alert(conn, SYSTEM, alert_id)["rule"]
     assert f'rule == "{rule}"' in matcher
+
+
+def test_filters_and_sort_survive_reruns(signed_in: Any) -> None:
+    at = signed_in("operator", page="triage")
+    assert at.toggle(key="triage.desc").value is True
+    at.toggle(key="triage.desc").set_value(False).run()
+    at.multiselect(key="triage.status").unselect("open").run()
+    at.run()
+    assert at.toggle(key="triage.desc").value is False
+    assert at.multiselect(key="triage.status").value == []
+    assert not at.exception
