@@ -88,8 +88,14 @@ def ready(request: Request) -> JSONResponse:
     return JSONResponse({"ok": ok, "checks": checks}, status_code=200 if ok else 503)
 
 
-@router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
-def metrics(request: Request) -> PlainTextResponse:
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    summary="Prometheus metrics (a key with the read scope, sent as a bearer token)",
+)
+def metrics(
+    request: Request, actor: Annotated[Principal, Depends(permission("analytics.read"))]
+) -> PlainTextResponse:
     db: Database = request.app.state.db
     lines = list(request.app.state.metrics.render())
     with db.read() as conn:

@@ -16,8 +16,8 @@ INTRO = """# The HTTP API
 `/api/v1/openapi.json` and an interactive explorer at `/api/v1/docs`. This file is generated
 by `python -m engine.api.reference`.
 
-**Authentication.** Every route except `/health/*` and `/metrics` (scraped by Prometheus, like
-any exporter; bind the API to a private address) answers 401 without credentials. Integrations
+**Authentication.** Every route except `/health/*` answers 401 without credentials (Prometheus
+scrapes `/metrics` with a `read` key as its bearer token). Integrations
 send an API key (`klaxon apikey create NAME`) as `Authorization: Bearer KEY`; a key's scopes
 limit what it may do. People log in with `POST /api/v1/auth/login` and send the short-lived
 access token the same way; `POST /api/v1/auth/refresh` rotates the refresh token.

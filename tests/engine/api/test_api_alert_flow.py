@@ -83,3 +83,23 @@ def test_ingest_needs_a_valid_key(api, headers, status) -> None:
     r = api.post("/api/v1/events", json=[{"title": "x"}], headers=headers)
     assert r.status_code == status
     assert r.json()["status"] == status
+
+
+def test_metrics_count_what_was_ingested_refused_and_processed(api, db, settings) -> None:
+    worker = Worker(db, settings)
+    body = (PAYLOADS / "alertmanager-04-firing-PeersDemoErrorRatio.json").read_bytes()
+    assert api.post("/api/v1/ingest/prometheus", content=body).status_code == 200
+    assert api.post("/api/v1/ingest/prometheus", content=b"{not json").status_code == 422
+    before = api.get("/metrics").text
+    assert "klaxon_queue_depth 1" in before
+    _drain(worker)
+    worker._stats_saved = 0.0  # the worker saves its stats at most every 5 s: now, here
+    worker._maybe_save_stats()
+    text = api.get("/metrics").text
+    assert 'klaxon_events_ingested_total{source="prometheus"} 1' in text
+    assert 'klaxon_events_rejected_total{reason="invalid",source="prometheus"} 1' in text
+    assert "klaxon_queue_depth 0" in text
+    assert "klaxon_worker_events_total 1" in text
+    assert "klaxon_rule_evaluation_seconds_total" in text
+    assert "klaxon_worker_last_batch_seconds" in text
+    assert 'klaxon_open_alerts{severity="' in text

@@ -1,8 +1,8 @@
-"""Every route of the app: nothing answers without credentials except health, metrics and the
-login itself; each role gets exactly what its permissions allow; every refusal is audited.
+"""Every route of the app: nothing answers without credentials except health and the login
+itself; each role gets exactly what its permissions allow; every refusal is audited.
 
-/metrics stays open like a Prometheus target: it carries only counts by route template,
-status and severity, never an alert's content or a person (a test below checks that).
+/metrics takes a key with the `read` scope (Prometheus sends it as a bearer token) and carries
+only counts by route template, status and severity, never an alert's content or a person.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ PASSWORD = "plenty-long-passphrase-42"
 OPEN = {
     ("GET", "/health/live"),
     ("GET", "/health/ready"),
-    ("GET", "/metrics"),
     ("POST", "/api/v1/auth/login"),  # the credentials are the body
     ("POST", "/api/v1/auth/refresh"),  # the refresh token is the body
 }
@@ -211,11 +210,22 @@ def test_api_keys_keep_working_by_scope(api, db, scopes, path, status) -> None:
     assert r.status_code == status
 
 
-def test_metrics_stay_open_and_carry_no_personal_data(api, db) -> None:
+def test_metrics_take_a_read_key_and_carry_no_personal_data(api, db) -> None:
     create_demo_users(db, password=PASSWORD)
     api.post("/api/v1/alerts", json={"title": "secret-title-xyz", "service": "billing"})
     api.post("/api/v1/auth/login", json={"email": "admin@example.com", "password": PASSWORD})
-    text = TestClient(api.app).get("/metrics").text
+    assert TestClient(api.app).get("/metrics").status_code == 401
+    scraper = create_key(db, name="prometheus", scopes=["read"])
+    ingest_only = create_key(db, name="ingest-only", scopes=["ingest"])
+    denied = TestClient(api.app).get(
+        "/metrics", headers={"Authorization": f"Bearer {ingest_only.token}"}
+    )
+    assert denied.status_code == 403
+    answer = TestClient(api.app).get(
+        "/metrics", headers={"Authorization": f"Bearer {scraper.token}"}
+    )
+    assert answer.status_code == 200
+    text = answer.text
     assert "klaxon_http_requests_total" in text
     for private in ("secret-title-xyz", "billing", "admin@example.com", "testclient", PASSWORD):
         assert private not in text
