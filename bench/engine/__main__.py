@@ -109,8 +109,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--late-share", type=float, default=0.02, help="share of events arriving late"
     )
     parser.add_argument("--skip-replay", action="store_true")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small run to try the benchmark: 50,000 events, baseline and check on 10,000",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.events = min(args.events, 50_000)
+        args.baseline_sample = min(args.baseline_sample, 10_000)
+        args.check_events = min(args.check_events, 10_000)
+        args.batch_size = min(args.batch_size, 25_000)
 
     results: dict[str, Any] = {"machine": machine(), "batch_size": args.batch_size}
     started = time.perf_counter()

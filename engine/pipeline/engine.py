@@ -466,6 +466,7 @@ class Engine:
         return [
             st.event_state["info_seq"],
             st.absence_state["info_seq"],
+            st.window_state["info_seq"],  # a pending `for` reports the event it last saw
             st.alerts["info_seq"],
             latest_window,
         ]

@@ -96,31 +96,6 @@ def _agg_name(agg: AggSpec) -> str:
     return f"{agg.name}_{agg.quantile}" if agg.quantile is not None else agg.name
 
 
-def _known() -> pl.Expr:
-    """A data row in the window that had arrived by the point's instant (the slow path)."""
-    return ~pl.col("is_eval") & (pl.col("t_in") <= pl.col("t_known").max())
-
-
-def _agg_expr(agg: AggSpec, width: int) -> pl.Expr:
-    known = _known()
-    v = pl.col("vnum").filter(known)
-    if agg.name in ("count", "rate"):
-        n = known.sum().cast(pl.Float64)
-        return n / (width / 1_000_000) if agg.name == "rate" else n
-    if agg.name == "sum":
-        return v.sum()
-    if agg.name == "avg":
-        return v.mean()
-    if agg.name == "min":
-        return v.min()
-    if agg.name == "max":
-        return v.max()
-    if agg.name == "count_distinct":
-        return pl.col("vtext").filter(known & (pl.col("vtext") != "")).n_unique().cast(pl.Float64)
-    assert agg.quantile is not None
-    return v.quantile(agg.quantile, interpolation="linear")
-
-
 def _rolling_exprs(aggs: dict[str, AggSpec], width: int) -> dict[str, pl.Expr]:
     """The fast path's aggregates: rolling expressions over one time axis (`axis`)."""
 
@@ -145,6 +120,37 @@ def _rolling_exprs(aggs: dict[str, AggSpec], width: int) -> dict[str, pl.Expr]:
     return exprs
 
 
+def _exact_exprs(aggs: dict[str, AggSpec], width: int) -> dict[str, pl.Expr]:
+    """Aggregates over rows already known to be in the window (the exact path's group_by)."""
+    v = pl.col("vnum")
+    n = pl.len().cast(pl.Float64)
+    exprs: dict[str, pl.Expr] = {"n": n}
+    for name, a in aggs.items():
+        if a.name == "count":
+            exprs[name] = n
+        elif a.name == "rate":
+            exprs[name] = n / (width / 1_000_000)
+        elif a.name == "sum":
+            exprs[name] = v.sum()
+        elif a.name == "avg":
+            exprs[name] = v.mean()
+        elif a.name == "min":
+            exprs[name] = v.min()
+        elif a.name == "max":
+            exprs[name] = v.max()
+        elif a.name == "count_distinct":
+            exprs[name] = pl.col("vtext").filter(pl.col("vtext") != "").n_unique().cast(pl.Float64)
+        else:
+            assert a.quantile is not None
+            exprs[name] = v.quantile(a.quantile, interpolation="linear")
+    return exprs
+
+
+def _empty_value(agg: AggSpec) -> float | None:
+    """An aggregate over no events: counts and sums are 0, the rest have no value."""
+    return 0.0 if agg.name in ("count", "rate", "sum", "count_distinct") else None
+
+
 def _rolled(
     rules: Sequence[WindowRule],
     data: pl.DataFrame,
@@ -155,6 +161,14 @@ def _rolled(
 
     `pick[rule]` lists the aggregates each rule needs, returned as agg0, agg1, ... in order,
     with `n` (events in the window).
+
+    Per width, every (rule, key) group is laid end to end on one axis, far enough apart that
+    no window reaches across, and one rolling pass serves every group. Rolling over `ts`
+    counts every event whose `ts` is in the window, which is exact unless a late event had
+    not arrived yet by the point's instant (`t_in > t_known`); those few points, and every
+    point of a `count_distinct` aggregate (no rolling form), are computed exactly instead:
+    the events of their window are gathered by position on the axis, filtered to those that
+    had arrived, and aggregated.
     """
     outs = []
     for width in sorted({r.width for r in rules if r.rule_id in pick}):
@@ -171,7 +185,6 @@ def _rolled(
                     "t_in",
                     "vnum",
                     "vtext",
-                    "seq",
                     is_eval=pl.lit(False),
                     t_known=pl.lit(None, dtype=pl.Int64),
                 ),
@@ -182,7 +195,6 @@ def _rolled(
                     t_in="ts",
                     vnum=pl.lit(None, dtype=pl.Float64),
                     vtext=pl.lit(None, dtype=pl.String),
-                    seq=pl.lit(None, dtype=pl.Int64),
                     is_eval=pl.lit(True),
                     t_known="t_known",
                 ),
@@ -193,32 +205,75 @@ def _rolled(
         for rid in ids:
             for a in pick[rid]:
                 distinct.setdefault(_agg_name(a), a)
-        late = frame.filter(~pl.col("is_eval") & (pl.col("t_in") != pl.col("ts"))).height > 0
-        if late or any(a.name == "count_distinct" for a in distinct.values()):
-            aggs = {name: _agg_expr(a, width) for name, a in distinct.items()}
-            aggs["n"] = _known().sum().cast(pl.Float64)
-            rolled = (
-                frame.rolling(index_column="ts", period=f"{width}i", closed="right", group_by="h")
-                .agg(**aggs)
-                .unique(["h", "ts"], keep="last")
+        rolling = {k: a for k, a in distinct.items() if a.name != "count_distinct"}
+        lo, hi = frame.select(pl.col("ts").min().alias("lo"), pl.col("ts").max().alias("hi")).row(0)
+        base: int = lo
+        gap = int(hi) - base + width + 1
+        dense = (pl.col("h") != pl.col("h").shift(1)).fill_null(True).cum_sum().cast(pl.Int64)
+        frame = frame.with_columns(axis=(pl.col("ts") - base) + dense * gap)
+        rolled = (
+            frame.with_columns(**_rolling_exprs(rolling, width))
+            .with_columns(
+                [pl.lit(None, dtype=pl.Float64).alias(k) for k in distinct if k not in rolling]
             )
-            rolled = pts.select("h", "rule", "ts", "t_known").join(
-                rolled, on=["h", "ts"], how="left"
+            .filter("is_eval")
+            .with_row_index("pid")
+        )
+        # Points that need the exact path: a late event of their group in their window that
+        # had not arrived by their instant, or a count_distinct aggregate to compute.
+        rows = frame.filter(~pl.col("is_eval")).select("axis", "t_in", "ts", "vnum", "vtext")
+        late = rows.filter(pl.col("t_in") != pl.col("ts")).select("axis", "t_in", "ts")
+        exact_rules = [rid for rid in ids if any(a.name == "count_distinct" for a in pick[rid])]
+        need = pl.col("rule").is_in(exact_rules)
+        if late.height:
+            # A late event is missing from the points of its group at [ts, t_in) that its
+            # window reaches: the axis interval [axis, axis + min(W, t_in - ts)). Points in
+            # any such interval take the exact path (a few more than needed: points whose
+            # instant is later than their position, for `prev()`, may have seen it arrive).
+            shadow = late.select(
+                start="axis",
+                end=pl.col("axis") + pl.min_horizontal(width, pl.col("t_in") - pl.col("ts")),
+            ).with_columns(end=pl.col("end").cum_max())
+            at = shadow["start"].search_sorted(rolled["axis"], side="right").cast(pl.Int64) - 1
+            covers = shadow["end"].gather(at.clip(0)) > rolled["axis"]
+            need = need | pl.Series((at >= 0) & covers)
+        exact_pts = rolled.filter(need).select("pid", "rule", "axis", "t_known")
+        if exact_pts.height:
+            axis = rows["axis"]
+            exact_pts = exact_pts.with_columns(
+                first=axis.search_sorted(exact_pts["axis"] - width, side="right"),
+                last=axis.search_sorted(exact_pts["axis"], side="right"),
             )
-        else:
-            # Groups laid end to end on one axis, far enough apart that no window reaches
-            # across: one rolling pass serves every (rule, key) without grouping.
-            lo, hi = frame.select(
-                pl.col("ts").min().alias("lo"), pl.col("ts").max().alias("hi")
-            ).row(0)
-            base: int = lo
-            gap = int(hi) - base + width + 1
-            dense = (pl.col("h") != pl.col("h").shift(1)).fill_null(True).cum_sum().cast(pl.Int64)
-            rolled = (
-                frame.with_columns(axis=(pl.col("ts") - base) + dense * gap)
-                .with_columns(**_rolling_exprs(distinct, width))
-                .filter("is_eval")
+            gathered = (
+                exact_pts.select(
+                    "pid", "rule", "t_known", i=pl.int_ranges("first", "last", dtype=pl.UInt32)
+                )
+                .explode("i")
+                .drop_nulls("i")
             )
+            cols_needed = ["t_in", "vnum"] + (["vtext"] if exact_rules else [])
+            gathered = gathered.with_columns(rows.select(cols_needed)[gathered["i"]]).filter(
+                pl.col("t_in") <= pl.col("t_known")
+            )
+            # Each aggregate only over the points of the rules that use it.
+            exprs = _exact_exprs(distinct, width)
+            exact = exact_pts.select("pid").join(
+                gathered.group_by("pid").agg(exprs["n"].alias("n")), on="pid", how="left"
+            )
+            for k in distinct:
+                users = [rid for rid in ids if any(_agg_name(a) == k for a in pick[rid])]
+                part = (
+                    gathered.filter(pl.col("rule").is_in(users))
+                    .group_by("pid")
+                    .agg(exprs[k].alias(k))
+                )
+                exact = exact.join(part, on="pid", how="left")
+            fills = {"n": 0.0} | {k: _empty_value(a) for k, a in distinct.items()}
+            exact = exact.with_columns(
+                [pl.col(k).fill_null(v) for k, v in fills.items() if v is not None]
+            )
+            cols = ["n", *distinct]
+            rolled = rolled.update(exact.select("pid", *cols), on="pid", include_nulls=True)
         slots = max(len(pick[rid]) for rid in ids)
         chosen = []
         for slot in range(slots):

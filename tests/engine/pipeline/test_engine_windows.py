@@ -337,3 +337,16 @@ def test_prev_of_an_empty_window_counts_zero() -> None:
         (0, "s", H1, "fired", 1),
         (60, "s", H1, "resolved", 0),
     ]
+
+
+def test_a_held_fire_after_the_window_emptied_keeps_the_event_it_last_saw() -> None:
+    # `count() < 2` holds from 0 (one event, which leaves at 10); `for 1m` fires at 60, in the
+    # batch of the event at 200 when fed one by one, with no window event carried any more:
+    # the alert still renders from the event at 0 (its info row once went missing).
+    rules = 'rule quiet "quiet on {{ host }}"\n  when exists(labels.zone)\n'
+    rules += "  count() < 2 within 10s\n  for 1m\nend\n"
+    events = [ev(0, labels={"zone": "z1"}), ev(30), ev(200, host="h2")]
+    whole, _ = feed(rules, events, 3600, None)
+    single, _ = feed(rules, events, 3600, 1)
+    assert_frame_equal(single, whole)
+    assert [(r["at"], r["title"]) for r in whole.iter_rows(named=True)] == [(at(60), "quiet on h1")]
