@@ -10,6 +10,9 @@ that timers (`for`, absence, `resolve after`) fall due.
 A page is one delivery of a fired, unmuted alert to one channel; targets are expanded as the
 notifier would (engine.notify.targets), on-call schedules at the instant of the fire, so pages
 per person are known too. Alerts open before the period started are not known to either run.
+
+Alerts fired are also counted per time bucket (an hour for periods up to three days, else a
+day), for both runs, so the panel can chart them over the period (issue 8).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,7 @@ from engine.store.models import Silence
 
 BATCH_ROWS = 100_000
 MAX_DAYS = 366
+HOURLY_UP_TO = timedelta(days=3)
 Progress = Callable[[int, int], None]
 
 
@@ -67,6 +71,11 @@ def check_period(start: datetime, end: datetime) -> None:
         raise AnalyticsQueryError("to", "'to' must be after 'from'")
     if (end - start).days > MAX_DAYS:
         raise AnalyticsQueryError("to", f"a period of at most {MAX_DAYS} days")
+
+
+def bucket_for(start: datetime, end: datetime) -> str:
+    """The series' bucket: `1h` for periods up to three days, else `1d` (UTC days)."""
+    return "1h" if end - start <= HOURLY_UP_TO else "1d"
 
 
 # ---------------------------------------------------------------- reading events
@@ -119,6 +128,7 @@ def _canonical(frame: pl.DataFrame) -> pl.DataFrame:
 class RunCounts:
     """What one engine run did, folded from its transitions."""
 
+    bucket: str = "1h"
     fired: Counter[str] = field(default_factory=Counter)
     muted: Counter[str] = field(default_factory=Counter)
     resolved: Counter[str] = field(default_factory=Counter)
@@ -126,6 +136,14 @@ class RunCounts:
     incidents: dict[str, set[tuple[Any, ...]]] = field(default_factory=dict)
     # fired, unmuted alerts with targets: (rule, team, at, targets), expanded at the end
     to_page: list[pl.DataFrame] = field(default_factory=list)
+    # alerts fired per bucket start (`at` truncated to the bucket), one small frame per batch
+    fired_at: list[pl.DataFrame] = field(default_factory=list)
+
+    def series(self) -> pl.DataFrame:
+        """Alerts fired per bucket start: `at` (UTC) and `n`, only buckets with alerts."""
+        if not self.fired_at:
+            return pl.DataFrame(schema={"at": UTC_US, "n": pl.Int64})
+        return pl.concat(self.fired_at).group_by("at").agg(pl.col("n").sum()).sort("at")
 
     def add(self, transitions: pl.DataFrame) -> None:
         if transitions.height == 0:
@@ -134,6 +152,12 @@ class RunCounts:
         fired = t.filter(pl.col("transition") == "fired")
         for rule, n in fired.group_by("rule").len().iter_rows():
             self.fired[rule] += n
+        if fired.height:
+            self.fired_at.append(
+                fired.group_by(pl.col("at").dt.truncate(self.bucket)).agg(
+                    pl.len().cast(pl.Int64).alias("n")
+                )
+            )
         for rule, n in fired.filter("is_muted").group_by("rule").len().iter_rows():
             self.muted[rule] += n
         for rule, n in (
@@ -245,7 +269,8 @@ def backtest(
         engines.append(
             Engine(compile_for_engine(with_silences(current_text, silences), "current rules"))
         )
-    counts = [RunCounts() for _ in engines]
+    every = bucket_for(start, end)
+    counts = [RunCounts(bucket=every) for _ in engines]
     total = count_events(wh, start, end)
     if progress:
         progress(0, total)
@@ -313,7 +338,18 @@ def _cached(wh: Warehouse, key: str) -> tuple[RunCounts, Pages] | None:
         data = orjson.loads(path.read_bytes())
     except (FileNotFoundError, orjson.JSONDecodeError):
         return None
-    counts = RunCounts(fired=Counter(data["fired"]))
+    if "series" not in data:  # written before the series existed
+        return None
+    series = pl.DataFrame(
+        {
+            "at": [datetime.fromisoformat(a) for a, _ in data["series"]],
+            "n": [n for _, n in data["series"]],
+        },
+        schema={"at": UTC_US, "n": pl.Int64},
+    )
+    counts = RunCounts(bucket=data.get("bucket", "1h"), fired=Counter(data["fired"]))
+    if series.height:
+        counts.fired_at.append(series)
     pages = Pages(**{k: Counter(v) for k, v in data["pages"].items()})
     return counts, pages
 
@@ -323,6 +359,8 @@ def _cache(wh: Warehouse, key: str, counts: RunCounts, pages: Pages) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {
         "fired": counts.fired,
+        "bucket": counts.bucket,
+        "series": [[a.isoformat(), n] for a, n in counts.series().iter_rows()],
         "pages": {
             k: getattr(pages, k) for k in ("by_rule", "by_channel", "by_person", "unresolved")
         },
@@ -390,12 +428,39 @@ def _report(
             "stored_alerts": sum(actual.values()),
         },
         "rules": rows,
+        "bucket": new.bucket,
+        "series": _series(new, cur, start, end),
         "channels": _compare(new_pages.by_channel, cur_pages.by_channel, "channel"),
         "people": _compare(new_pages.by_person, cur_pages.by_person, "person"),
         "unresolved_targets": [
             {"target": t, "pages": n} for t, n in new_pages.unresolved.most_common()
         ],
     }
+
+
+def _series(new: RunCounts, cur: RunCounts, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Alerts fired per bucket over the whole period (empty buckets as 0), both runs side by
+    side. A timer due exactly at the period's end lands in a bucket of its own."""
+    every = new.bucket
+    first = pl.select(pl.lit(start.astimezone(UTC)).cast(UTC_US).dt.truncate(every)).item()
+    grid = pl.DataFrame(
+        {
+            "at": pl.datetime_range(
+                first, end, every, closed="left", time_unit="us", time_zone="UTC", eager=True
+            )
+        }
+    )
+    proposed, current = new.series(), cur.series()
+    frame = (
+        pl.concat([grid, proposed.select("at"), current.select("at")])
+        .unique()
+        .join(proposed.rename({"n": "alerts"}), on="at", how="left")
+        .join(current.rename({"n": "current_alerts"}), on="at", how="left")
+        .fill_null(0)
+        .with_columns(alerts_change=pl.col("alerts") - pl.col("current_alerts"))
+        .sort("at")
+    )
+    return [{**row, "at": _iso(row["at"])} for row in frame.iter_rows(named=True)]
 
 
 def _compare(new: Counter[str], cur: Counter[str], name: str) -> list[dict[str, Any]]:

@@ -175,3 +175,41 @@ def test_a_maintenance_window_preview_counts_muted_alerts_and_saved_pages(
     assert got["sample"][0]["key"] == '{"host":"a"}'
     nothing = preview_silence(db, wh, ProposedSilence(matcher='host == "z"'), store.T0, store.at(1))
     assert (nothing["alerts"], nothing["pages_saved"]) == (0, 0)
+
+
+def test_backtest_counts_alerts_fired_per_hour_for_both_rule_sets(db, wh, history, store) -> None:
+    got = backtest(db, wh, DISK + CPU, store.T0, store.at(1))
+    assert got["bucket"] == "1h"
+    series = got["series"]
+    assert [r["at"] for r in series[:3]] == [
+        "2026-03-02T00:00:00Z",
+        "2026-03-02T01:00:00Z",
+        "2026-03-02T02:00:00Z",
+    ]
+    assert len(series) == 24  # every hour of the day, empty ones as 0
+    nonzero = [r for r in series if r["alerts"] or r["current_alerts"]]
+    assert nonzero == [
+        {"at": "2026-03-02T00:00:00Z", "alerts": 2, "current_alerts": 2, "alerts_change": 0},
+        {"at": "2026-03-02T01:00:00Z", "alerts": 1, "current_alerts": 0, "alerts_change": 1},
+    ]
+    assert sum(r["alerts"] for r in series) == got["totals"]["alerts"]
+    assert sum(r["current_alerts"] for r in series) == got["totals"]["current_alerts"]
+    # the current rules' run now comes from the cache: the same series
+    again = backtest(db, wh, CPU + DISK, store.T0, store.at(1))
+    assert [r["current_alerts"] for r in again["series"]] == [r["current_alerts"] for r in series]
+
+
+def test_backtest_series_is_per_day_past_three_days(db, wh, history, store) -> None:
+    got = backtest(db, wh, DISK + CPU, store.at(-3, 12), store.at(1))
+    assert got["bucket"] == "1d"
+    assert [(r["at"], r["alerts"], r["current_alerts"]) for r in got["series"]] == [
+        ("2026-02-27T00:00:00Z", 0, 0),
+        ("2026-02-28T00:00:00Z", 0, 0),
+        ("2026-03-01T00:00:00Z", 0, 0),
+        ("2026-03-02T00:00:00Z", 3, 2),
+    ]
+
+
+def test_backtest_of_the_current_rules_has_one_series_twice(db, wh, history, store) -> None:
+    got = backtest(db, wh, DISK, store.T0, store.at(0, 3))
+    assert [(r["alerts"], r["current_alerts"]) for r in got["series"]] == [(2, 2), (0, 0), (0, 0)]
