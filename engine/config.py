@@ -56,7 +56,10 @@ class Settings:
         metadata={"env": "DATABASE_URL", "doc": "SQLAlchemy URL; SQLite under data/ by default"}
     )
     queue_url: str = field(
-        metadata={"env": "QUEUE_URL", "doc": "the ingest queue: sql (a table in the store, the only one so far)"}
+        metadata={
+            "env": "QUEUE_URL",
+            "doc": "the ingest queue: sql (a table in the store, the only one so far)",
+        }
     )
     secret_key: str = field(
         metadata={

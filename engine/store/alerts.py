@@ -408,7 +408,7 @@ def act_many(
 ) -> list[dict[str, Any]]:
     """The same action on many alerts; each gets its own result (ok, or why not)."""
     actor.require("alerts.write")
-    results = []
+    results: list[dict[str, Any]] = []
     for alert_id in ids:
         try:
             act(conn, actor, alert_id, action, **kwargs)
