@@ -118,6 +118,7 @@ def _report(page: str, r: dict[str, Any]) -> None:
     )
     cols[2].metric("Alerts (current rules)", f"{t['current_alerts']:,}", border=True)
     cols[3].metric("Alerts stored for the period", f"{t['stored_alerts']:,}", border=True)
+    _over_time(page, r)
     rules = [row for row in r["rules"] if row["alerts"] or row["current_alerts"]]
     if rules:
         names = [row["rule"] for row in rules][:30]
@@ -153,3 +154,46 @@ def _report(page: str, r: dict[str, Any]) -> None:
             + ", ".join(f"{u['target']} ({u['pages']})" for u in r["unresolved_targets"])
         )
     widgets.export_buttons(r["rules"], "backtest", key=f"{page}.backtest_export")
+
+
+BUCKET_NAMES = {"1h": "hour", "1d": "day"}
+
+
+def _over_time(page: str, r: dict[str, Any]) -> None:
+    """Alerts fired per hour or day over the period: these rules against the current ones."""
+    series = r.get("series") or []
+    if not series:
+        return
+    bucket = BUCKET_NAMES.get(r.get("bucket", ""), r.get("bucket", ""))
+    at = [row["at"] for row in series]
+    fig = go.Figure()
+    fig.add_scatter(
+        x=at,
+        y=[row["alerts"] for row in series],
+        name="these rules",
+        mode="lines+markers",
+        line={"color": "#C2410C", "shape": "hv"},
+    )
+    fig.add_scatter(
+        x=at,
+        y=[row["current_alerts"] for row in series],
+        name="current rules",
+        mode="lines+markers",
+        line={"color": "#9CA3AF", "shape": "hv", "dash": "dot"},
+    )
+    fig.update_layout(
+        title=f"Alerts fired per {bucket} (UTC)",
+        height=300,
+        margin={"t": 40, "b": 10, "l": 10, "r": 10},
+        legend_orientation="h",
+        yaxis_title="alerts",
+        yaxis_rangemode="tozero",
+        hovermode="x unified",
+    )
+    st.plotly_chart(fig, width="stretch", key=f"{page}.backtest_series_chart")
+    widgets.export_buttons(
+        series,
+        f"backtest-per-{bucket}",
+        key=f"{page}.backtest_series_export",
+        label=f"Export per {bucket}",
+    )

@@ -3,7 +3,11 @@ version with its diff in the history; a backtest runs with progress and compares
 
 from __future__ import annotations
 
+import io
 from typing import Any
+
+import orjson
+import polars as pl
 
 from engine.store import rules as rules_store
 
@@ -74,7 +78,9 @@ def test_a_viewer_cannot_edit(signed_in: Any) -> None:
     assert "rules.save" not in {b.key for b in at.button}
 
 
-def test_a_backtest_compares_the_edit_with_the_current_rules(signed_in: Any) -> None:
+def test_a_backtest_compares_the_edit_with_the_current_rules(
+    signed_in: Any, downloads: dict[str, bytes]
+) -> None:
     at = signed_in("manager", page="rules")
     stored = at.text_area(key="rules.editor").value
     at.text_area(key="rules.editor").input(
@@ -91,3 +97,21 @@ def test_a_backtest_compares_the_edit_with_the_current_rules(signed_in: Any) -> 
     assert "Alerts (these rules)" in labels
     assert "Alerts (current rules)" in labels
     assert int(labels["Alerts (these rules)"].replace(",", "")) > 0
+    # alerts over time: a chart of both rule sets per day, and its rows as CSV
+    charts = [orjson.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    over_time = [c for c in charts if "per day" in c["layout"]["title"]["text"]]
+    assert len(over_time) == 1
+    traces = {t["name"]: t for t in over_time[0]["data"]}
+    assert set(traces) == {"these rules", "current rules"}
+    assert len(traces["these rules"]["x"]) == 8  # the default period: seven days and today
+    assert sum(traces["these rules"]["y"]) == int(labels["Alerts (these rules)"].replace(",", ""))
+    assert sum(traces["current rules"]["y"]) == int(
+        labels["Alerts (current rules)"].replace(",", "")
+    )
+    names = [
+        n for n in downloads if n.startswith("klaxon-backtest-per-day-") and n.endswith(".csv")
+    ]
+    assert names
+    rows = pl.read_csv(io.BytesIO(downloads[names[-1]]))
+    assert rows.columns == ["at", "alerts", "current_alerts", "alerts_change"]
+    assert rows["alerts"].to_list() == traces["these rules"]["y"]
