@@ -1,8 +1,11 @@
 """Sign-in for people: login, refresh, logout, who am I, passwords and MFA; and `install`,
 which wires user access tokens into the Authenticator and audits every refusal.
 
-Every 401 and 403 the API gives writes an `access.denied` audit entry (who, if known, the
-method, path, permission and reason). Failed logins are audited by the session service as
+Every 401 and 403 the API gives is counted in an `access.denied` audit entry (who, if known,
+the method, path, route, permission, reason and `count`). A flood of refusals does not flood
+the log: per (client address, actor, method, route template) at most one entry a minute is
+written, and the next one carries the `count` of the refusals folded into it (RefusalFolder;
+the count is per API process). Failed logins are audited by the session service as
 `auth.login.failed` (and `auth.lockout`) instead.
 """
 
@@ -12,7 +15,10 @@ import asyncio
 import math
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -295,6 +301,120 @@ def _resolver(db: Database) -> Any:
     return resolve
 
 
+# ---------------------------------------------------------------- refusal auditing
+
+REFUSAL_WINDOW = 60.0  # seconds: at most one access.denied entry per key in this long
+
+
+@dataclass
+class _Fold:
+    written: float  # clock() when this key's last entry was written
+    folded: int = 0  # refusals since then that no entry counts yet
+    since: str | None = None  # when the first of those came (UTC, ISO 8601)
+    last: tuple[Principal, str, str | None, str, dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One access.denied entry to write: `count` refusals of one key."""
+
+    actor: Principal
+    where: str
+    permission: str | None
+    reason: str
+    details: dict[str, Any]
+    count: int
+    since: str | None = None
+
+
+class RefusalFolder:
+    """Bounds the access.denied entries refusals write, and keeps every refusal counted.
+
+    Per key (client address, actor, method, route template) at most one entry per
+    REFUSAL_WINDOW: the first refusal writes one (count 1); those after it in the window are
+    folded in, and the next entry for that key after the window carries their count (its own
+    refusal included). Folded refusals whose key goes quiet are written by `due` (called on
+    every refusal, at most once a second) and by `drain` (at shutdown).
+
+    The counter lives in this process: each API replica folds and counts its own refusals, so
+    the counts of all entries add up to every refusal across replicas, but two replicas may
+    each write an entry for one key in the same minute. A process that is killed (not shut
+    down) loses the count of at most one window per key."""
+
+    def __init__(self, window: float = REFUSAL_WINDOW, clock: Callable[[], float] | None = None):
+        self.window = window
+        self.clock = clock or time.monotonic
+        self._lock = threading.Lock()
+        self._keys: dict[tuple[str, ...], _Fold] = {}
+        self._next_sweep = 0.0
+
+    def admit(self, key: tuple[str, ...], refusal: Refusal) -> Refusal | None:
+        """The entry to write for this refusal now, or None when it is folded in."""
+        now = self.clock()
+        with self._lock:
+            fold = self._keys.get(key)
+            if fold is None or now - fold.written >= self.window:
+                self._keys[key] = _Fold(now)
+                if fold is None or not fold.folded:
+                    return refusal
+                return replace(refusal, count=fold.folded + 1, since=fold.since)
+            fold.folded += 1
+            fold.since = fold.since or datetime.now(UTC).isoformat()
+            fold.last = (
+                refusal.actor,
+                refusal.where,
+                refusal.permission,
+                refusal.reason,
+                refusal.details,
+            )
+            return None
+
+    def due(self) -> list[Refusal]:
+        """Entries for keys whose window ended with refusals folded in and none since."""
+        now = self.clock()
+        with self._lock:
+            if now < self._next_sweep:
+                return []
+            self._next_sweep = now + 1.0
+            out = []
+            for key, fold in list(self._keys.items()):
+                if now - fold.written < self.window:
+                    continue
+                if fold.folded:
+                    out.append(self._entry(fold))
+                    self._keys[key] = _Fold(now)
+                else:
+                    del self._keys[key]  # quiet: forget it (bounded memory)
+            return out
+
+    def drain(self) -> list[Refusal]:
+        """Every folded refusal not yet written (at shutdown)."""
+        with self._lock:
+            out = [self._entry(fold) for fold in self._keys.values() if fold.folded]
+            self._keys.clear()
+            return out
+
+    @staticmethod
+    def _entry(fold: _Fold) -> Refusal:
+        assert fold.last is not None
+        actor, where, permission, reason, details = fold.last
+        return Refusal(actor, where, permission, reason, details, fold.folded, fold.since)
+
+
+def _write(db: Database, refusals: list[Refusal]) -> None:
+    for r in refusals:
+        extra = {"count": r.count} if r.since is None else {"count": r.count, "since": r.since}
+        audit.record_refusal(
+            db,
+            r.actor,
+            r.where,
+            permission=r.permission,
+            reason=r.reason,
+            **r.details,
+            **extra,
+        )
+
+
 async def audit_refusal(
     request: Request,
     status: int,
@@ -308,22 +428,41 @@ async def audit_refusal(
         or getattr(request.state, "principal", None)
         or Principal("anonymous", kind="anonymous", ip=ip, user_agent=agent)
     )
-    await asyncio.to_thread(
-        audit.record_refusal,
-        request.app.state.db,
+    # The template, not the path: /alerts/1, /alerts/2 ... are one key, and a path that
+    # matched no route cannot mint keys.
+    template = getattr(request.scope.get("route"), "path", None) or "(unmatched)"
+    refusal = Refusal(
         who,
         request.url.path,
-        permission=permission_name,
-        reason=getattr(request.state, "auth_problem", None) or reason,
-        method=request.method,
-        status=status,
+        permission_name,
+        getattr(request.state, "auth_problem", None) or reason,
+        {"method": request.method, "status": status, "route": template},
+        count=1,
     )
+    folder: RefusalFolder = request.app.state.refusals
+    admitted = folder.admit((ip or "", who.name, request.method, template), refusal)
+    writes = ([admitted] if admitted else []) + folder.due()
+    if writes:
+        await asyncio.to_thread(_write, request.app.state.db, writes)
 
 
 def install(app: FastAPI) -> None:
-    """Accept user access tokens, and audit every 401/403 (call after errors.install)."""
+    """Accept user access tokens, and audit every 401/403 (call after errors.install), folded
+    per RefusalFolder; what is still folded in is written when the app shuts down."""
     app.state.auth.resolvers.append(_resolver(app.state.db))
     app.state.login_throttle = LoginThrottle()
+    app.state.refusals = RefusalFolder()
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app_: Any) -> AsyncIterator[Any]:
+        try:
+            async with inner(app_) as state:
+                yield state
+        finally:
+            await asyncio.to_thread(_write, app.state.db, app.state.refusals.drain())
+
+    app.router.lifespan_context = lifespan
     previous_api = cast(_Handler, app.exception_handlers[ApiError])
     previous_denied = cast(_Handler, app.exception_handlers[PermissionDenied])
 
