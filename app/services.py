@@ -206,3 +206,50 @@ def need(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         _report(what, err)
     st.stop()
     raise AssertionError("unreachable")  # st.stop() raises
+
+
+# ---------------------------------------------------------------- notification settings
+
+
+def notify_teams() -> list[str]:
+    """The teams' names, for the notification settings (teams.read)."""
+    from engine.auth.teams import list_teams
+
+    return [t["name"] for t in with_db(list_teams)]
+
+
+def notify_users() -> list[str]:
+    """Whose notification settings this user may open: everyone with users.read, else self."""
+    from engine.auth.users import UserQuery, list_users
+
+    if not can("users.read"):
+        return [actor().name]
+    return sorted(u["email"] for u in with_db(list_users, UserQuery(limit=1000)))
+
+
+def team_notify_settings(team: str) -> dict[str, Any]:
+    """A team's default channels, fallback channel, escalation policy and quiet hours."""
+    from engine.notify.people import get_team_notify
+
+    return read(get_team_notify, team)
+
+
+def save_team_notify_settings(team: str, **changes: Any) -> dict[str, Any]:
+    """Change a team's notification settings (teams.write); errors name the field."""
+    from engine.notify.people import set_team_notify
+
+    return write(set_team_notify, team, **changes)
+
+
+def user_notify_settings(email: str) -> dict[str, Any]:
+    """A user's contact channels, time zone and quiet hours (their own, or users.read)."""
+    from engine.notify.people import get_user_notify
+
+    return read(get_user_notify, email)
+
+
+def save_user_notify_settings(email: str, **changes: Any) -> dict[str, Any]:
+    """Change a user's notification settings (their own, or users.write)."""
+    from engine.notify.people import set_user_notify
+
+    return write(set_user_notify, email, **changes)

@@ -1,5 +1,7 @@
 """Notifications: channels (add, test, enable), the delivery log with failures and retries,
-escalation policies, and the on-call calendar (who is on call now and next)."""
+escalation policies, the on-call calendar (who is on call now and next), and the notification
+settings of teams (default and fallback channels, escalation policy, quiet hours) and people
+(contact channels, time zone, quiet hours)."""
 
 from __future__ import annotations
 
@@ -442,14 +444,218 @@ def oncall_tab() -> None:
         st.button("Create rotation", key=f"{PAGE}.sch_add", type="primary", on_click=_add_schedule)
 
 
+# ---------------------------------------------------------------- notification settings
+
+NONE = "(none)"
+
+
+def _quiet_inputs(prefix: str, quiet: dict[str, Any]) -> None:
+    """Quiet hours as four text fields, so a bad one is named by the error."""
+    st.checkbox("Quiet hours", value=bool(quiet), key=f"{prefix}_quiet")
+    days, start, end, tz = st.columns(4)
+    days.text_input(
+        "Days", value=quiet.get("days", "mon-fri"), key=f"{prefix}_days", help="daily, mon-fri …"
+    )
+    start.text_input("From (HH:MM)", value=quiet.get("start", "22:00"), key=f"{prefix}_start")
+    end.text_input("Until (HH:MM)", value=quiet.get("end", "07:00"), key=f"{prefix}_end")
+    tz.text_input(
+        "Zone", value=quiet.get("tz", ""), key=f"{prefix}_qtz", help="IANA zone; empty: the default"
+    )
+
+
+def _quiet_value(prefix: str) -> dict[str, str] | None:
+    ss = st.session_state
+    if not ss.get(f"{prefix}_quiet"):
+        return None
+    out = {k: str(ss.get(f"{prefix}_{k}") or "").strip() for k in ("days", "start", "end")}
+    tz = str(ss.get(f"{prefix}_qtz") or "").strip()
+    return {**out, "tz": tz} if tz else out
+
+
+def _picked(value: Any) -> str | None:
+    return None if value in (None, "", NONE) else str(value).strip()
+
+
+def _changes(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
+    """Only what the form changed: a setting left alone is not checked again (a team may
+    still name a channel that was deleted since)."""
+    out = {}
+    for key, value in wanted.items():
+        was = current[key]
+        if key == "quiet_hours":
+            changed = (value or {}) != (was or {})
+        elif isinstance(value, list):
+            changed = value != list(was or [])
+        else:
+            changed = (value or None) != (was or None)
+        if changed:
+            out[key] = value
+    return out
+
+
+def _save(what: str, save: Any, who: str, current: dict[str, Any], wanted: dict[str, Any]) -> None:
+    changes = _changes(current, wanted)
+    if not changes:
+        st.toast("Nothing changed", icon=":material/info:")
+        return
+    done = services.attempt(f"save the notification settings of {what}", save, who, **changes)
+    _done(f"Notification settings of {what} saved ({', '.join(changes)})", done)
+
+
+def _save_team_settings(team: str, prefix: str, current: dict[str, Any]) -> None:
+    ss = st.session_state
+    wanted = {
+        "default_channels": list(ss.get(f"{prefix}_defaults") or []),
+        "fallback_channel": _picked(ss.get(f"{prefix}_fallback")),
+        "escalation_policy": _picked(ss.get(f"{prefix}_policy")),
+        "quiet_hours": _quiet_value(prefix),
+    }
+    _save(f"team {team}", services.save_team_notify_settings, team, current, wanted)
+
+
+def _save_user_settings(email: str, prefix: str, current: dict[str, Any]) -> None:
+    ss = st.session_state
+    wanted = {
+        "contact_channels": list(ss.get(f"{prefix}_contacts") or []),
+        "tz": str(ss.get(f"{prefix}_tz") or "").strip(),
+        "quiet_hours": _quiet_value(prefix),
+    }
+    _save(email, services.save_user_notify_settings, email, current, wanted)
+
+
+def _choices(current: str | None, names: list[str]) -> list[str]:
+    return [NONE, *names, *([current] if current and current not in names else [])]
+
+
+def _team_settings(channel_names: list[str]) -> None:
+    st.subheader("Teams")
+    teams = services.attempt("list the teams", services.notify_teams) or []
+    if not teams:
+        widgets.empty("No teams.", "Create teams on the Admin page first.")
+        return
+    team = st.selectbox("Team", teams, key=f"{PAGE}.ns_team")
+    current = services.attempt(
+        f"load the settings of team {team}", services.team_notify_settings, team
+    )
+    if current is None:
+        return
+    may = services.can("teams.write")
+    prefix = f"{PAGE}.ns_t.{team}"
+    policy_names = [
+        p["name"]
+        for p in (
+            services.attempt("list the policies", services.cached, policies.list_policies) or []
+        )
+    ]
+    with st.container(border=True):
+        st.multiselect(
+            "Default channels",
+            sorted({*channel_names, *current["default_channels"]}),
+            default=current["default_channels"],
+            key=f"{prefix}_defaults",
+            help="What a `team:NAME` target (or a team with no notify) reaches.",
+            accept_new_options=True,
+            disabled=not may,
+        )
+        a, b = st.columns(2)
+        fallback = _choices(current["fallback_channel"], channel_names)
+        a.selectbox(
+            "Fallback channel",
+            fallback,
+            index=fallback.index(current["fallback_channel"] or NONE),
+            key=f"{prefix}_fallback",
+            help="Where a critical alert goes when its message could not be delivered.",
+            accept_new_options=True,
+            disabled=not may,
+        )
+        policy = _choices(current["escalation_policy"], policy_names)
+        b.selectbox(
+            "Escalation policy",
+            policy,
+            index=policy.index(current["escalation_policy"] or NONE),
+            key=f"{prefix}_policy",
+            accept_new_options=True,
+            disabled=not may,
+        )
+        _quiet_inputs(prefix, current["quiet_hours"])
+        if may:
+            st.button(
+                "Save team settings",
+                key=f"{PAGE}.ns_team_save",
+                type="primary",
+                on_click=_save_team_settings,
+                args=(team, prefix, current),
+            )
+        else:
+            st.caption("🔒 Your role can see a team's notification settings but not change them.")
+
+
+def _user_settings(channel_names: list[str]) -> None:
+    st.subheader("People")
+    people = services.attempt("list the people", services.notify_users) or []
+    if not people:
+        return
+    me = services.actor().name
+    email = st.selectbox(
+        "Person", people, index=people.index(me) if me in people else 0, key=f"{PAGE}.ns_user"
+    )
+    current = services.attempt(
+        f"load the settings of {email}", services.user_notify_settings, email
+    )
+    if current is None:
+        return
+    may = email == me or services.can("users.write")
+    prefix = f"{PAGE}.ns_u.{email}"
+    with st.container(border=True):
+        a, b = st.columns([3, 1])
+        a.multiselect(
+            "Contact channels",
+            sorted({*channel_names, *current["contact_channels"]}),
+            default=current["contact_channels"],
+            key=f"{prefix}_contacts",
+            help="What a `user:EMAIL` or `oncall:SCHEDULE` target reaches.",
+            accept_new_options=True,
+            disabled=not may,
+        )
+        b.text_input(
+            "Time zone",
+            value=current["tz"] or "UTC",
+            key=f"{prefix}_tz",
+            help="IANA zone, e.g. Europe/Berlin",
+            disabled=not may,
+        )
+        _quiet_inputs(prefix, current["quiet_hours"])
+        if may:
+            st.button(
+                "Save my settings" if email == me else "Save person's settings",
+                key=f"{PAGE}.ns_user_save",
+                type="primary",
+                on_click=_save_user_settings,
+                args=(email, prefix, current),
+            )
+        else:
+            st.caption("🔒 Changing someone else's settings needs users.write.")
+
+
+def settings_tab() -> None:
+    channel_names = [
+        c["name"]
+        for c in (services.attempt("list channels", services.cached, channels.list_channels) or [])
+    ]
+    if services.can("teams.read"):
+        _team_settings(channel_names)
+    _user_settings(channel_names)
+
+
 st.title("Notifications")
 sections = [
     ("Channels", "integrations.read", channels_tab),
     ("Delivery log", "alerts.read", log_tab),
     ("Escalation policies", "teams.read", policies_tab),
     ("On call", "teams.read", oncall_tab),
+    ("Settings", "", settings_tab),  # everyone: at least their own contact settings
 ]
-shown = [(label, draw) for label, need, draw in sections if services.can(need)]
+shown = [(label, draw) for label, need, draw in sections if not need or services.can(need)]
 tabs = st.tabs([label for label, _ in shown], key=f"{PAGE}.tab", on_change="rerun")
 for tab, (label, draw) in zip(tabs, shown, strict=True):
     if tab.open:
