@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 import polars as pl
-from sqlalchemy import Connection, bindparam, insert, select, tuple_, update
+from sqlalchemy import Connection, bindparam, insert, select, text, tuple_, update
 
 from engine.store.models import Alert, AlertHistory, Incident
 
@@ -177,13 +177,7 @@ def apply_transitions(conn: Connection, transitions: pl.DataFrame) -> Applied:
                         resolution="replaced",
                     )
                 )
-            ids = (
-                conn.execute(
-                    insert(Alert).returning(Alert.id, sort_by_parameter_order=True), values
-                )
-                .scalars()
-                .all()
-            )
+            ids = _insert_alerts(conn, values)
             for v, alert_id in zip(values, ids, strict=True):
                 current[(v["rule"], v["key"])] = alert_id
                 statuses[(v["rule"], v["key"])] = v["status"]
@@ -406,3 +400,29 @@ def _close_incidents(conn: Connection, resolved_ids: list[int]) -> None:
                 .where(Incident.id == incident_id)
                 .values(status="resolved", resolved_at=_now())
             )
+
+
+def _insert_alerts(conn: Connection, values: list[dict[str, Any]]) -> list[int]:
+    """Insert alert rows, returning their ids in order.
+
+    On PostgreSQL the ids are drawn from the sequence first and the rows go in as one plain
+    executemany: INSERT ... RETURNING for many rows makes psycopg parse a statement with a
+    placeholder per value, which cost 0.4 ms a row (75% of a batch that opens 2,000 alerts).
+    """
+    if conn.dialect.name != "postgresql":
+        return list(
+            conn.execute(insert(Alert).returning(Alert.id, sort_by_parameter_order=True), values)
+            .scalars()
+            .all()
+        )
+    ids = [
+        int(i)
+        for i in conn.execute(
+            text(
+                "SELECT nextval(pg_get_serial_sequence('alerts', 'id')) FROM generate_series(1, :n)"
+            ),
+            {"n": len(values)},
+        ).scalars()
+    ]
+    conn.execute(insert(Alert), [{**v, "id": i} for v, i in zip(values, ids, strict=True)])
+    return ids
