@@ -106,6 +106,10 @@ def _rolling_exprs(aggs: dict[str, AggSpec], width: int) -> dict[str, pl.Expr]:
     n = roll((~pl.col("is_eval")).cast(pl.Int64), "sum").cast(pl.Float64)
     v = pl.col("vnum")
     exprs: dict[str, pl.Expr] = {"n": n}
+    if any(a.name in ("sum", "avg") for a in aggs.values()):
+        # what a sum or mean corrected by _subtract_late starts from
+        exprs[NUMERIC] = roll(v.is_not_null().cast(pl.Int64), "sum").cast(pl.Float64)
+        exprs[SUM] = roll(v, "sum")
     for name, a in aggs.items():
         if a.name == "count":
             exprs[name] = n
@@ -118,6 +122,77 @@ def _rolling_exprs(aggs: dict[str, AggSpec], width: int) -> dict[str, pl.Expr]:
         else:
             exprs[name] = roll(v, "quantile", quantile=a.quantile, interpolation="linear")
     return exprs
+
+
+# Aggregates a missing late event can be subtracted from (_subtract_late), and the helper
+# columns of the rolling pass they need.
+SUBTRACTABLE = frozenset({"count", "rate", "sum", "avg"})
+NUMERIC = "__numeric"
+SUM = "__sum"
+
+
+def _subtract_late(
+    rolled: pl.DataFrame,
+    late: pl.DataFrame,
+    which: pl.Expr,
+    width: int,
+    aggs: dict[str, AggSpec],
+) -> pl.DataFrame:
+    """Take the late events that had not arrived by a point out of its rolling aggregates.
+
+    `rolled` holds the rolling values at each point (pid, axis, t_known, n, aggregates),
+    sorted by axis; `late` the late events (axis, t_in, ts, vnum), sorted by axis; `which`
+    selects the points to correct (rules whose aggregates are all in SUBTRACTABLE). A late
+    event at `axis` is in the rolling window of the points at [axis, axis + W) and missing
+    from those whose instant is before its arrival (t_in > t_known); as t_known >= the
+    point's position, those lie before axis + (t_in - ts). Counts come out exact; a sum or
+    mean may differ from one summed afresh in the last bits.
+    """
+    pts = rolled.filter(which).select("pid", "axis", "t_known")
+    if pts.height == 0 or late.height == 0:
+        return rolled
+    end = late["axis"] + late.select(pl.min_horizontal(width, pl.col("t_in") - pl.col("ts")))[
+        :, 0
+    ].clip(0)
+    reach = late.select(
+        "t_in",
+        "vnum",
+        first=pts["axis"].search_sorted(late["axis"], side="left"),
+        last=pts["axis"].search_sorted(end, side="left"),
+    ).filter(pl.col("last") > pl.col("first"))
+    missing = reach.select("t_in", "vnum", i=pl.int_ranges("first", "last", dtype=pl.UInt32))
+    missing = missing.explode("i")
+    missing = (
+        missing.with_columns(pts.select("pid", "t_known")[missing["i"]])
+        .filter(pl.col("t_in") > pl.col("t_known"))
+        .group_by("pid")
+        .agg(
+            late_n=pl.len().cast(pl.Float64),
+            late_num=pl.col("vnum").is_not_null().sum().cast(pl.Float64),
+            late_sum=pl.col("vnum").sum(),
+        )
+    )
+    if missing.height == 0:
+        return rolled
+    helpers = [c for c in (NUMERIC, SUM) if c in rolled.columns]
+    fixed = rolled.select("pid", "n", *helpers).join(missing, on="pid", how="inner")
+    n = pl.col("n") - pl.col("late_n")
+    exprs: dict[str, pl.Expr] = {"n": n}
+    for name, a in aggs.items():
+        if a.name == "count":
+            exprs[name] = n
+        elif a.name == "rate":
+            exprs[name] = n / (width / 1_000_000)
+        elif a.name in ("sum", "avg"):
+            num = pl.col(NUMERIC) - pl.col("late_num")
+            total = pl.col(SUM) - pl.col("late_sum")
+            if a.name == "sum":
+                exprs[name] = pl.when(num > 0).then(total).otherwise(0.0)
+            else:
+                exprs[name] = pl.when(num > 0).then(total / num).otherwise(None)
+    # only the columns this width computes: aggregates of other kinds keep their values
+    fixed = fixed.select("pid", **{k: e for k, e in exprs.items() if k == "n" or k in aggs})
+    return rolled.update(fixed, on="pid", include_nulls=True)
 
 
 def _exact_exprs(aggs: dict[str, AggSpec], width: int) -> dict[str, pl.Expr]:
@@ -222,9 +297,13 @@ def _rolled(
         # Points that need the exact path: a late event of their group in their window that
         # had not arrived by their instant, or a count_distinct aggregate to compute.
         rows = frame.filter(~pl.col("is_eval")).select("axis", "t_in", "ts", "vnum", "vtext")
-        late = rows.filter(pl.col("t_in") != pl.col("ts")).select("axis", "t_in", "ts")
+        late = rows.filter(pl.col("t_in") != pl.col("ts")).select("axis", "t_in", "ts", "vnum")
         exact_rules = [rid for rid in ids if any(a.name == "count_distinct" for a in pick[rid])]
+        # Rules whose aggregates all subtract: a missing late event is taken out of the
+        # rolling value instead of gathering the point's window.
+        sub_rules = [rid for rid in ids if all(a.name in SUBTRACTABLE for a in pick[rid])]
         need = pl.col("rule").is_in(exact_rules)
+        shadowed = pl.lit(False)
         if late.height:
             # A late event is missing from the points of its group at [ts, t_in) that its
             # window reaches: the axis interval [axis, axis + min(W, t_in - ts)). Points in
@@ -236,7 +315,13 @@ def _rolled(
             ).with_columns(end=pl.col("end").cum_max())
             at = shadow["start"].search_sorted(rolled["axis"], side="right").cast(pl.Int64) - 1
             covers = shadow["end"].gather(at.clip(0)) > rolled["axis"]
-            need = need | pl.Series((at >= 0) & covers)
+            shadowed = pl.lit(pl.Series((at >= 0) & covers))
+            if sub_rules:
+                sub_aggs = {k: a for k, a in rolling.items() if a.name in SUBTRACTABLE}
+                rolled = _subtract_late(
+                    rolled, late, shadowed & pl.col("rule").is_in(sub_rules), width, sub_aggs
+                )
+        need = need | (shadowed & ~pl.col("rule").is_in(sub_rules))
         exact_pts = rolled.filter(need).select("pid", "rule", "axis", "t_known")
         if exact_pts.height:
             axis = rows["axis"]
@@ -274,6 +359,7 @@ def _rolled(
             )
             cols = ["n", *distinct]
             rolled = rolled.update(exact.select("pid", *cols), on="pid", include_nulls=True)
+        rolled = rolled.drop(NUMERIC, SUM, strict=False)
         slots = max(len(pick[rid]) for rid in ids)
         chosen = []
         for slot in range(slots):
