@@ -185,10 +185,14 @@ def show(alert_id: int, page: str) -> None:
             for k in ("source", "environment", "host", "value", "fingerprint")
             if alert.get(k) not in (None, "")
         }
-        rows = [
-            {"name": k, "value": str(v), "kind": "key"} for k, v in (alert.get("key") or {}).items()
+        key = alert.get("key") or {}
+        rows = [{"name": k, "value": str(v), "kind": "key"} for k, v in key.items()]
+        # a field that is also part of the key is shown once, as the key
+        rows += [
+            {"name": k, "value": str(v), "kind": "field"}
+            for k, v in fields.items()
+            if str(key.get(k, "")) != str(v)
         ]
-        rows += [{"name": k, "value": str(v), "kind": "field"} for k, v in fields.items()]
         rows += [{"name": k, "value": str(v), "kind": "label"} for k, v in sorted(labels.items())]
         st.dataframe(
             pd.DataFrame(rows, columns=["name", "value", "kind"]),
