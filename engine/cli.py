@@ -311,7 +311,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 @command("ui")
 def _ui(args: argparse.Namespace) -> int:
-    import subprocess
+    import os
 
     from engine.config import ROOT
 
@@ -331,7 +331,10 @@ def _ui(args: argparse.Namespace) -> int:
         "--browser.gatherUsageStats",
         "false",
     ]
-    return subprocess.call(cmd, cwd=ROOT)
+    # Become Streamlit rather than wait on it: a SIGTERM from `klaxon up`, a Procfile runner or
+    # a test then reaches the server itself instead of orphaning it.
+    os.chdir(ROOT)
+    os.execv(sys.executable, cmd)
 
 
 @command("export")
