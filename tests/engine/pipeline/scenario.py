@@ -28,16 +28,24 @@ def key(**fields: str) -> str:
     return json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
 
-def feed(
+def feed_engine(
     rules: str, events: list[dict[str, Any]], until: float | None, batch: int | None
-) -> pl.DataFrame:
+) -> tuple[pl.DataFrame, Engine]:
+    """Every transition of `events` fed `batch` at a time (all at once for None), then the
+    clock advanced to `until`; and the engine, for tests that look at its state."""
     engine = Engine(compile_for_engine(rules))
     frame = events_from_dicts(events, received_at=T0)
     size = batch or frame.height
     outs = [engine.feed(frame.slice(i, size)) for i in range(0, frame.height, size)]
     if until is not None:
         outs.append(engine.advance(at(until)))
-    return pl.concat(outs)
+    return pl.concat(outs), engine
+
+
+def feed(
+    rules: str, events: list[dict[str, Any]], until: float | None, batch: int | None
+) -> pl.DataFrame:
+    return feed_engine(rules, events, until, batch)[0]
 
 
 def transitions(

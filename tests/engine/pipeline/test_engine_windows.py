@@ -6,60 +6,24 @@ Each scenario runs whole and one event per batch; both must print the same trans
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from engine.pipeline.engine import Engine, compile_for_engine
-from engine.schema import events_from_dicts
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
-def ev(seconds: float, **fields: Any) -> dict[str, Any]:
-    return {"ts": at(seconds).isoformat(), "title": "x", "host": "h1", **fields}
-
-
-def key(**fields: str) -> str:
-    return json.dumps(fields, sort_keys=True, separators=(",", ":"))
-
-
-def feed(
-    rules: str, events: list[dict[str, Any]], until: float | None, batch: int | None
-) -> tuple[pl.DataFrame, Engine]:
-    engine = Engine(compile_for_engine(rules))
-    frame = events_from_dicts(events, received_at=T0)
-    size = batch or frame.height
-    outs = [engine.feed(frame.slice(i, size)) for i in range(0, frame.height, size)]
-    if until is not None:
-        outs.append(engine.advance(at(until)))
-    return pl.concat(outs), engine
+from tests.engine.pipeline.scenario import H1, T0, at, ev, feed_engine, key, transitions
 
 
 def run(
     rules: str, events: list[dict[str, Any]], until: float | None = None
 ) -> list[tuple[float, str, str, str, float | None]]:
     """(seconds after T0, rule, key, transition, value) of every fire and resolve."""
-    whole, _ = feed(rules, events, until, None)
-    single, _ = feed(rules, events, until, 1)
-    assert_frame_equal(single, whole)
-    rows = whole.filter(pl.col("transition") != "repeated")
     return [
         ((r["at"] - T0).total_seconds(), r["rule"], r["key"], r["transition"], r["value"])
-        for r in rows.iter_rows(named=True)
+        for r in transitions(rules, events, until).iter_rows(named=True)
     ]
 
-
-H1 = key(host="h1")
 
 COUNT2 = """
 rule w
@@ -144,7 +108,7 @@ end
 def test_an_event_beyond_the_horizon_is_late_ignored_by_windows_but_not_by_event_rules() -> None:
     # At watermark 300, an event with ts 200 is 100 s behind: more than the 1m horizon.
     events = [ev(300, host="h2"), ev(300), ev(200)]
-    out, engine = feed(LATE_RULES, events, 600, None)
+    out, engine = feed_engine(LATE_RULES, events, 600, None)
     assert engine.state.late_events == 1
     rows = [
         ((r["at"] - T0).total_seconds(), r["key"], r["transition"], r["occurrences"])
@@ -162,7 +126,7 @@ def test_an_event_beyond_the_horizon_is_late_ignored_by_windows_but_not_by_event
 def test_a_late_event_within_the_horizon_counts_from_its_arrival_until_ts_plus_w() -> None:
     # ts 270 arrives at watermark 300: it is in the window from 300 (not before) to 330.
     events = [ev(300), ev(270)]
-    _out, engine = feed(COUNT2, events, 600, None)
+    _out, engine = feed_engine(COUNT2, events, 600, None)
     assert engine.state.late_events == 0
     assert run(COUNT2, events, until=600) == [
         (300, "w", H1, "fired", 2),
@@ -346,7 +310,7 @@ def test_a_held_fire_after_the_window_emptied_keeps_the_event_it_last_saw() -> N
     rules = 'rule quiet "quiet on {{ host }}"\n  when exists(labels.zone)\n'
     rules += "  count() < 2 within 10s\n  for 1m\nend\n"
     events = [ev(0, labels={"zone": "z1"}), ev(30), ev(200, host="h2")]
-    whole, _ = feed(rules, events, 3600, None)
-    single, _ = feed(rules, events, 3600, 1)
+    whole, _ = feed_engine(rules, events, 3600, None)
+    single, _ = feed_engine(rules, events, 3600, 1)
     assert_frame_equal(single, whole)
     assert [(r["at"], r["title"]) for r in whole.iter_rows(named=True)] == [(at(60), "quiet on h1")]
