@@ -6,7 +6,7 @@ import polars as pl
 
 from engine.pipeline.episodes import mark_episodes, summarize_episodes
 from engine.pipeline.event_rules import STEP_OUT
-from engine.pipeline.groups import GID, ffill_in_group, next_in_group
+from engine.pipeline.groups import GID, ffill_in_group, group_ids, next_in_group
 
 ABSENCE_STATE = pl.Schema(
     {
@@ -66,15 +66,7 @@ def step_absence_rules(
         pl.concat([st, ev], how="diagonal_relaxed")
         .join(params, on="rule", how="inner")
         .sort("rule", "key", "t", "ord")
-        .with_columns(
-            gid=(
-                (pl.col("rule") != pl.col("rule").shift(1))
-                | (pl.col("key") != pl.col("key").shift(1))
-            )
-            .fill_null(True)
-            .cum_sum()
-            .cast(pl.Int64)
-        )
+        .with_columns(gid=group_ids("rule", "key"))
     )
     kind = pl.col("kind")
     nxt = next_in_group(pl.col("t"))

@@ -10,7 +10,14 @@ from __future__ import annotations
 import polars as pl
 
 from engine.pipeline.episodes import mark_episodes, summarize_episodes
-from engine.pipeline.groups import GID, cum_in_group, ffill_in_group, next_in_group, shift_in_group
+from engine.pipeline.groups import (
+    GID,
+    cum_in_group,
+    ffill_in_group,
+    group_ids,
+    next_in_group,
+    shift_in_group,
+)
 
 EVENT_STATE = pl.Schema(
     {
@@ -101,15 +108,7 @@ def step_event_rules(
         pl.concat([st, ev], how="diagonal_relaxed")
         .join(params, on="rule", how="left")
         .sort("rule", "key", "t", "ord")
-        .with_columns(
-            gid=(
-                (pl.col("rule") != pl.col("rule").shift(1))
-                | (pl.col("key") != pl.col("key").shift(1))
-            )
-            .fill_null(True)
-            .cum_sum()
-            .cast(pl.Int64)
-        )
+        .with_columns(gid=group_ids("rule", "key"))
     )
     is_new_rule = pl.col("new_within").is_not_null()
     # `new within D`: a firing event whose key had no matching event in (t - D, t].

@@ -16,6 +16,14 @@ import polars as pl
 GID = "gid"
 
 
+def group_ids(*columns: str) -> pl.Expr:
+    """Numbers the groups of a frame sorted by `columns`: 1, 1, 2, ... (the `gid` column)."""
+    change = pl.lit(False)
+    for c in columns:
+        change = change | (pl.col(c) != pl.col(c).shift(1))
+    return change.fill_null(True).cum_sum().cast(pl.Int64)
+
+
 def group_start() -> pl.Expr:
     g = pl.col(GID)
     return g != g.shift(1, fill_value=-1)

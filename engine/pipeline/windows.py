@@ -22,7 +22,7 @@ import polars as pl
 from dsl.compiler import AggSpec, CompiledRule, WindowSpec
 from engine.pipeline.episodes import mark_episodes, summarize_episodes
 from engine.pipeline.event_rules import STEP_OUT
-from engine.pipeline.groups import GID
+from engine.pipeline.groups import GID, group_ids
 
 if TYPE_CHECKING:
     from polars.expr.whenthen import ChainedThen, Then
@@ -284,7 +284,7 @@ def _rolled(
         lo, hi = frame.select(pl.col("ts").min().alias("lo"), pl.col("ts").max().alias("hi")).row(0)
         base: int = lo
         gap = int(hi) - base + width + 1
-        dense = (pl.col("h") != pl.col("h").shift(1)).fill_null(True).cum_sum().cast(pl.Int64)
+        dense = group_ids("h")
         frame = frame.with_columns(axis=(pl.col("ts") - base) + dense * gap)
         rolled = (
             frame.with_columns(**_rolling_exprs(rolling, width))
@@ -492,9 +492,7 @@ def step_window_rules(
         )
         .with_columns(hold=hold)
         .sort("h", "t")
-        .with_columns(
-            gid=(pl.col("h") != pl.col("h").shift(1)).fill_null(True).cum_sum().cast(pl.Int64)
-        )
+        .with_columns(gid=group_ids("h"))
     )
     rows = mark_episodes(rows)
     eps = summarize_episodes(rows, hi).join(
