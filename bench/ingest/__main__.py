@@ -18,13 +18,11 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,14 +32,7 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
-ROOT = Path(__file__).resolve().parents[2]
-PG_URL = os.environ.get("KLAXON_TEST_DATABASE_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from bench.stack import api_and_worker, fresh_store
 
 
 @dataclass
@@ -49,72 +40,20 @@ class Running:
     url: str
     key: str
     db_url: str
-    procs: list[subprocess.Popen[bytes]]
 
 
 @contextmanager
 def running(store: str) -> Iterator[Running]:
-    tmp = Path(tempfile.mkdtemp(prefix="klaxon-bench-"))
-    admin = None
-    name = None
-    if store == "sqlite":
-        db_url = f"sqlite:///{tmp / 'klaxon.db'}"
-    else:
-        name = f"klaxon_bench_{uuid.uuid4().hex[:8]}"
-        admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        db_url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
-    env = {
-        **os.environ,
-        "KLAXON_DATA_DIR": str(tmp),
-        "KLAXON_DATABASE_URL": db_url,
-        "KLAXON_BATCH_WAIT_MS": "50",
-        "KLAXON_RATE_LIMIT_PER_MIN": "100000000",
-    }
-    run = [sys.executable, "-m", "engine"]
-    subprocess.run([*run, "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True)
-    key = (
-        subprocess.run(
-            [*run, "apikey", "create", "--name", "bench", "--scopes", "ingest,read"],
-            env=env,
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
-    port = _port()
-    logs = open(tmp / "procs.log", "wb")  # noqa: SIM115 - closed below
-    procs = [
-        subprocess.Popen(
-            [*run, "api", "--port", str(port)], env=env, cwd=ROOT, stdout=logs, stderr=logs
-        ),
-        subprocess.Popen([*run, "worker"], env=env, cwd=ROOT, stdout=logs, stderr=logs),
-    ]
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    try:
-        yield Running(url, key, db_url, procs)
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=15)
-        logs.close()
-        shutil.rmtree(tmp, ignore_errors=True)
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.dispose()
+    with fresh_store(store, "klaxon-bench-") as (tmp, db_url):
+        env = {
+            **os.environ,
+            "KLAXON_DATA_DIR": str(tmp),
+            "KLAXON_DATABASE_URL": db_url,
+            "KLAXON_BATCH_WAIT_MS": "50",
+            "KLAXON_RATE_LIMIT_PER_MIN": "100000000",
+        }
+        with api_and_worker(env, tmp / "procs.log") as (url, key):
+            yield Running(url, key, db_url)
 
 
 def _alert(fp: str) -> dict[str, object]:

@@ -18,12 +18,9 @@ import argparse
 import json
 import os
 import platform
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -36,8 +33,8 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-ROOT = Path(__file__).resolve().parents[2]
-PG_URL = os.environ.get("KLAXON_TEST_DATABASE_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
+from bench.stack import ROOT, api_and_worker, free_port, fresh_store, klaxon
+
 RULES = """
 rule source "{{ title }}"
   when kind == "alert"
@@ -45,12 +42,6 @@ rule source "{{ title }}"
   notify bench_hook
 end
 """
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -63,90 +54,36 @@ class Running:
 
 @contextmanager
 def running(store: str, grouping: bool, batch_wait_ms: int) -> Iterator[Running]:
-    tmp = Path(tempfile.mkdtemp(prefix="klaxon-bench-notify-"))
-    admin, name = None, None
-    if store == "sqlite":
-        db_url = f"sqlite:///{tmp / 'klaxon.db'}"
-    else:
-        name = f"klaxon_bench_{uuid.uuid4().hex[:8]}"
-        admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        db_url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
-    (tmp / "rules.klx").write_text(RULES, encoding="utf-8")
-    env = {
-        **os.environ,
-        "KLAXON_DATA_DIR": str(tmp),
-        "KLAXON_DATABASE_URL": db_url,
-        "KLAXON_RULES_FILE": str(tmp / "rules.klx"),
-        "KLAXON_BATCH_WAIT_MS": str(batch_wait_ms),
-        "KLAXON_RATE_LIMIT_PER_MIN": "100000000",
-    }
-    if not grouping:
-        env["KLAXON_GROUP_INTERVAL_S"] = "0"
-    run = [sys.executable, "-m", "engine"]
-    hook_port, api_port = _port(), _port()
-    received = tmp / "received.txt"
-    received.touch()
-    logs = open(tmp / "procs.log", "wb")  # noqa: SIM115 - closed below
-    procs = [
-        subprocess.Popen(
+    with fresh_store(store, "klaxon-bench-notify-") as (tmp, db_url):
+        (tmp / "rules.klx").write_text(RULES, encoding="utf-8")
+        env = {
+            **os.environ,
+            "KLAXON_DATA_DIR": str(tmp),
+            "KLAXON_DATABASE_URL": db_url,
+            "KLAXON_RULES_FILE": str(tmp / "rules.klx"),
+            "KLAXON_BATCH_WAIT_MS": str(batch_wait_ms),
+            "KLAXON_RATE_LIMIT_PER_MIN": "100000000",
+        }
+        if not grouping:
+            env["KLAXON_GROUP_INTERVAL_S"] = "0"
+        hook_port = free_port()
+        received = tmp / "received.txt"
+        received.touch()
+        receiver = subprocess.Popen(
             [sys.executable, "-m", "bench.notify.receiver", str(hook_port), str(received)],
             cwd=ROOT,
-            stdout=logs,
-            stderr=logs,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
-    ]
-    try:
-        subprocess.run([*run, "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True)
-        hook = f"json://127.0.0.1:{hook_port}/hook"
-        subprocess.run(
-            [*run, "channel", "add", "bench_hook", hook],
-            env=env,
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-        )
-        key = (
-            subprocess.run(
-                [*run, "apikey", "create", "--name", "bench", "--scopes", "ingest,read"],
-                env=env,
-                cwd=ROOT,
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            .stdout.strip()
-            .splitlines()[-1]
-        )
-        procs += [
-            subprocess.Popen(
-                [*run, "api", "--port", str(api_port)], env=env, cwd=ROOT, stdout=logs, stderr=logs
-            ),
-            subprocess.Popen([*run, "worker"], env=env, cwd=ROOT, stdout=logs, stderr=logs),
-        ]
-        url = f"http://127.0.0.1:{api_port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        time.sleep(2)  # the worker loads its rules
-        yield Running(url, key, db_url, received)
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=15)
-        logs.close()
-        shutil.rmtree(tmp, ignore_errors=True)
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.dispose()
+        try:
+            klaxon(env, "db", "upgrade")
+            klaxon(env, "channel", "add", "bench_hook", f"json://127.0.0.1:{hook_port}/hook")
+            with api_and_worker(env, tmp / "procs.log") as (url, key):
+                time.sleep(2)  # the worker loads its rules
+                yield Running(url, key, db_url, received)
+        finally:
+            receiver.terminate()
+            receiver.wait(timeout=15)
 
 
 def post_paced(r: Running, rate_per_min: int, seconds: float, tag: str) -> dict[str, float]:

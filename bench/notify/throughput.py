@@ -14,9 +14,7 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,24 +22,20 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench.notify.__main__ import PG_URL, ROOT, _port, arrivals
+from bench.notify.__main__ import arrivals
+from bench.stack import ROOT, free_port, fresh_store
 
 RULES = 'rule source "{{ title }}"\n  when kind == "alert"\n  team bench\n  notify hook\nend\n'
 
 
 def measure(store: str, alerts: int) -> dict[str, Any]:
-    tmp = Path(tempfile.mkdtemp(prefix="klaxon-bench-notify-tp-"))
+    with fresh_store(store, "klaxon-bench-notify-tp-") as (tmp, db_url):
+        return _measure(store, alerts, tmp, db_url)
+
+
+def _measure(store: str, alerts: int, tmp: Path, db_url: str) -> dict[str, Any]:
     os.environ["KLAXON_DATA_DIR"] = str(tmp)
     os.environ.setdefault("KLAXON_SECRET_KEY", "bench-notify-throughput-key")
-    admin, name = None, None
-    if store == "sqlite":
-        db_url = f"sqlite:///{tmp / 'klaxon.db'}"
-    else:
-        name = f"klaxon_bench_{uuid.uuid4().hex[:8]}"
-        admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        db_url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
     os.environ["KLAXON_DATABASE_URL"] = db_url
     (tmp / "rules.klx").write_text(RULES, encoding="utf-8")
 
@@ -56,7 +50,7 @@ def measure(store: str, alerts: int) -> dict[str, Any]:
     from engine.store.migrate import upgrade
     from engine.worker import Worker
 
-    port = _port()
+    port = free_port()
     received = tmp / "received.txt"
     received.touch()
     receiver = subprocess.Popen(
@@ -122,10 +116,6 @@ def measure(store: str, alerts: int) -> dict[str, Any]:
         db.dispose()
         receiver.terminate()
         receiver.wait(timeout=10)
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.dispose()
 
 
 def report(r: dict[str, Any]) -> str:
