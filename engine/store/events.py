@@ -15,28 +15,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from engine.schema import EVENT_SCHEMA, LABELS, UTC_US, fill_fingerprints
 from engine.store.models import Event, InboxItem
 
-_COLUMNS = [c for c in EVENT_SCHEMA if c != "event_id"]
-
 
 def new_event_id() -> str:
     return f"klx:{uuid.uuid4().hex}"
-
-
-def with_event_ids(events: pl.DataFrame) -> pl.DataFrame:
-    """Events without an id get a random one: they cannot be deduplicated on redelivery."""
-    missing = events["event_id"].is_null() | (events["event_id"] == "")
-    if not missing.any():
-        return events
-    fresh = pl.Series(
-        [f"klx:{uuid.uuid4().hex}" for _ in range(int(missing.sum()))], dtype=pl.String
-    )
-    ids = events["event_id"].to_list()
-    it = iter(fresh.to_list())
-    return events.with_columns(
-        event_id=pl.Series(
-            [next(it) if m else i for i, m in zip(ids, missing.to_list(), strict=True)]
-        )
-    )
 
 
 def insert_events(
@@ -44,20 +25,15 @@ def insert_events(
 ) -> list[Any]:
     """Store events whose event_id is new and queue them for the worker.
 
-    `events` is an EVENT_SCHEMA frame or store-ready records (a missing
-    event_id gets a new one). Returns the
-    primary keys of the events stored now (their event_ids with `return_ids`); an event
-    already stored (a retried delivery) is skipped and not queued twice.
+    `events` is an EVENT_SCHEMA frame or store-ready records; an event without an event_id
+    gets a random one (it cannot be deduplicated on redelivery). Returns the primary keys of
+    the events stored now (their event_ids with `return_ids`); an event already stored (a
+    retried delivery) is skipped and not queued twice.
     """
-    if isinstance(events, pl.DataFrame):
-        rows = with_event_ids(events).to_dicts()
-        for row in rows:
-            row["labels"] = row["labels"] or {}
-    else:
-        rows = events
-        for row in rows:
-            if not row.get("event_id"):  # never let two id-less events collide on ""
-                row["event_id"] = new_event_id()
+    rows = events.to_dicts() if isinstance(events, pl.DataFrame) else events
+    for row in rows:
+        if not row.get("event_id"):  # never let two id-less events collide on ""
+            row["event_id"] = new_event_id()
     if not rows:
         return []
     result = _insert_raw(conn, rows)
