@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import navigation, services, session, state
+from app import navigation, remember, services, session, state
 
 # (file, title, icon, url path, permissions of which any shows the page)
 SECTIONS: dict[str, list[tuple[str, str, str, str, tuple[str, ...]]]] = {
@@ -59,6 +59,9 @@ def _pages(can: set[str]) -> dict[str, list[st.Page]]:
 
 def _sidebar(email: str) -> None:
     with st.sidebar:
+        user_id, session_id = state.USER_ID.get(), state.SESSION_ID.get()
+        if user_id is not None and session_id:
+            remember.keep(user_id, session_id)  # a reload stays signed in
         st.caption(f"Signed in as `{email}`")  # code style: no mailto link
         if st.button("Sign out", key="app.sign_out", icon=":material/logout:"):
             session.sign_out()
@@ -83,6 +86,9 @@ def main() -> None:
     state.init()
     principal = services.attempt("check your session", session.current)
     if principal is None:
+        principal = services.attempt("resume your session", session.resume)
+    if principal is None:
+        remember.forget(always=state.SIGNED_OUT.get())
         _login_everywhere()
         return
     pages = _pages(set(principal.permissions))

@@ -3,14 +3,15 @@
 The session keeps the user's id and their session id (the refresh-token family the login
 opened), never a password or a token. Every run reloads who the user is, so a role change, a
 deactivation or a logout elsewhere takes effect at once; KLAXON_SESSION_MINUTES without
-activity signs the user out.
+activity signs the user out. A reload continues the session through the signed cookie of
+app/remember.py.
 """
 
 from __future__ import annotations
 
 import time
 
-from app import services, state
+from app import remember, services, state
 from engine.auth import sessions
 from engine.auth.errors import TokenError
 from engine.auth.principal import Principal
@@ -40,6 +41,23 @@ def current() -> Principal | None:
         return None
     state.PRINCIPAL.set(principal)
     state.LAST_ACTIVE.set(time.time())
+    return principal
+
+
+def resume() -> Principal | None:
+    """After a reload: continue the session the browser's cookie names, if it is still open."""
+    if state.SIGNED_OUT.get():  # signed out in this tab: the cookie is being deleted
+        return None
+    found = remember.read(remember.from_browser())
+    if found is None:
+        return None
+    user_id, session_id = found
+    try:
+        principal = sessions.principal_for_user(services.database(), user_id, session_id)
+    except TokenError:  # signed out, revoked or timed out since: the login page deletes it
+        return None
+    state.sign_in(user_id, session_id, principal.name)
+    state.PRINCIPAL.set(principal)
     return principal
 
 

@@ -57,6 +57,11 @@ MFA_PENDING: Key[bool] = Key(
 PRINCIPAL: Key[Principal | None] = Key(
     "auth.principal", lambda: None, "who the user is now (role, teams), reloaded every run"
 )
+SIGNED_OUT: Key[bool] = Key(
+    "auth.signed_out",
+    bool,
+    "the user signed out (or was signed out) in this tab: do not resume from the cookie",
+)
 NOTICE: Key[str] = Key(
     "state.app.notice", str, "a message shown once on the next page (e.g. why you were signed out)"
 )
@@ -106,6 +111,7 @@ ALL: tuple[Key[Any], ...] = (
     LAST_ACTIVE,
     MFA_PENDING,
     PRINCIPAL,
+    SIGNED_OUT,
     NOTICE,
     OPEN_ALERT,
     LAST_PICK,
@@ -133,6 +139,7 @@ def sign_in(user_id: int, session_id: str, email: str) -> None:
     SESSION_ID.set(session_id)
     EMAIL.set(email)
     MFA_PENDING.set(False)
+    SIGNED_OUT.set(False)
     LAST_ACTIVE.set(time.time())
 
 
@@ -140,6 +147,7 @@ def sign_out(notice: str = "") -> None:
     """Forget the user and everything they were looking at."""
     for key in ALL:
         key.reset()
+    SIGNED_OUT.set(True)
     if notice:
         NOTICE.set(notice)
 

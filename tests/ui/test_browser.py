@@ -5,7 +5,9 @@ alert through the API, signs in as the demo operator, acknowledges that alert on
 page and checks through the API that it is acknowledged. Then, signed in as the demo admin,
 opens every page from the sidebar, measures how long each takes to finish loading (first visit
 and a second one) and saves a screenshot of each. Screenshots and the timings go to
-test-artifacts/browser/ (the test prints the path).
+test-artifacts/browser/ (the test prints the path). Last, a reload keeps the operator signed
+in (the signed session cookie), a forged cookie does not, and after signing out a reload shows
+the login.
 
 Chromium is Debian's (`make browser`), driven by Playwright with executable_path: no browser
 download.
@@ -280,3 +282,36 @@ def test_every_page_loads_and_is_photographed(stack: Stack, browser: Any) -> Non
     for name, t in timings.items():
         print(f"  {name:<14} first {t['first_s']:5.2f} s   again {t['again_s']:5.2f} s")
     assert {p.name for p in ARTIFACTS.glob("*.png")} >= {f"{u or 'overview'}.png" for u, _ in PAGES}
+
+
+def test_a_reload_keeps_the_user_signed_in_until_they_sign_out(stack: Stack, browser: Any) -> None:
+    page = sign_in(browser, stack, "operator")
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    assert "klaxon_session" in cookies, cookies.keys()
+    assert cookies["klaxon_session"]["sameSite"] == "Strict"
+    assert cookies["klaxon_session"]["expires"] == -1  # gone when the browser closes
+
+    open_page(page, "triage", "Triage")
+    page.reload()  # a new Streamlit session: it continues the signed-in one
+    page.get_by_role("heading", name="Triage", exact=True).wait_for()
+    settle(page)
+    assert page.locator("[data-testid=stSidebar]").get_by_text("operator@example.com").count()
+
+    # A forged cookie (another user's id under the same session) is ignored.
+    forged = page.context.new_page()
+    value = cookies["klaxon_session"]["value"].split(".")
+    page.context.add_cookies(
+        [{**cookies["klaxon_session"], "value": ".".join([value[0], "1", *value[2:]])}]
+    )
+    forged.goto(stack.ui)
+    forged.get_by_role("button", name="Sign in", exact=True).wait_for()
+    forged.close()
+    page.context.add_cookies([cookies["klaxon_session"]])
+
+    page.locator("[data-testid=stSidebar]").get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign in", exact=True).wait_for()
+    settle(page)
+    assert "klaxon_session" not in {c["name"] for c in page.context.cookies()}
+    page.reload()  # signed out stays signed out
+    page.get_by_role("button", name="Sign in", exact=True).wait_for()
+    page.context.close()
