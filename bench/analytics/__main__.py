@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sqlite3
 import statistics
 import tempfile
@@ -155,10 +156,31 @@ def write_snapshot(db: Database, data_dir: Path, n_alerts: int, n_events: int) -
     }
 
 
+def generated(folder: Path, n_alerts: int, n_events: int) -> tuple[Database, dict[str, Any]]:
+    """The store and snapshot of `n_alerts` in `folder`: written once, reused while it is there."""
+    done = folder / "written.json"
+    if done.exists():
+        db = Database(f"sqlite:///{folder / 'klaxon.db'}")
+        snap = Snapshots(db, folder / "data")
+        manifest = snap.manifest()
+        if manifest is not None:
+            if snap.add_rollups(manifest.tables["alerts"]):  # written before rollups existed
+                snap.manifest_path.write_bytes(manifest.to_json())
+            return db, dict(json.loads(done.read_text()))
+        db.dispose()
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    db = make_store(folder)
+    written = write_snapshot(db, folder / "data", n_alerts, n_events)
+    done.write_text(json.dumps(written))
+    return db, written
+
+
 # ---------------------------------------------------------------- (a) dashboard queries
 
 
-def bench_queries(db: Database, wh: Warehouse) -> dict[str, Any]:
+def bench_queries(db: Database, wh: Warehouse, only: set[str] | None = None) -> dict[str, Any]:
     with db.read() as conn:
         teams, members = people(conn)
     periods = {
@@ -177,13 +199,12 @@ def bench_queries(db: Database, wh: Warehouse) -> dict[str, Any]:
         "teams": lambda f: team_load(wh, f, teams, members),
         "delivery": lambda f: delivery(wh, f),
     }
+    queries["mttr by team"] = lambda f: response_times(wh, f, "mttr", by="team")
     out: dict[str, Any] = {}
     for period, f in periods.items():
         for name, q in queries.items():
-            out[f"{name} / {period}"] = timed(lambda q=q, f=f: q(f))  # type: ignore[misc]
-        out[f"mttr by team / {period}"] = timed(
-            lambda f=f: response_times(wh, f, "mttr", by="team")
-        )  # type: ignore[misc]
+            if only is None or name in only:
+                out[f"{name} / {period}"] = timed(lambda q=q, f=f: q(f))  # type: ignore[misc]
     return out
 
 
@@ -372,6 +393,15 @@ def main() -> None:
     )
     parser.add_argument("--json", metavar="FILE")
     parser.add_argument("--dir", help="work folder (default: a temporary one, removed)")
+    parser.add_argument(
+        "--data",
+        metavar="DIR",
+        help="keep the generated snapshots in DIR and reuse them on the next run (same sizes)",
+    )
+    parser.add_argument(
+        "--only", help="time only these queries (comma-separated names, e.g. dashboard,flapping)"
+    )
+    parser.add_argument("--queries-only", action="store_true", help="skip backtest and exports")
     args = parser.parse_args()
     RUNS = args.runs
     results: dict[str, Any] = {
@@ -379,31 +409,33 @@ def main() -> None:
         f"DuckDB {duckdb.__version__}, Polars {pl.__version__}",
         "load": os.getloadavg(),
     }
+    only = set(args.only.split(",")) if args.only else None
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        root = Path(tmp)
+        root = Path(args.data) if args.data else Path(tmp)
         for size in [int(s) for s in args.sizes.split(",")]:
-            folder = root / f"n{size}"
-            folder.mkdir()
-            db = make_store(folder)
-            written = write_snapshot(db, folder / "data", size, args.events)
+            folder = root / f"n{size}-e{args.events}"
+            db, written = generated(folder, size, args.events)
             print(
                 f"{size:,} alerts: snapshot written in {written['seconds']:.1f} s ({written['parquet_mb']:.0f} MB)",
                 flush=True,
             )
             wh = Warehouse(db, folder / "data", max_age_s=1e9)
-            entry: dict[str, Any] = {"snapshot": written, "queries": bench_queries(db, wh)}
+            entry: dict[str, Any] = {"snapshot": written, "queries": bench_queries(db, wh, only)}
             for name, r in entry["queries"].items():
                 print(
                     f"  {name:32s} best {r['best_ms']:7.0f} ms   median {r['median_ms']:7.0f} ms",
                     flush=True,
                 )
-            if size == min(int(s) for s in args.sizes.split(",")):
+            if args.queries_only:
+                pass
+            elif size == min(int(s) for s in args.sizes.split(",")):
                 entry["backtest"] = bench_backtest(db, wh)
                 print(f"  backtest {json.dumps(entry['backtest'])}", flush=True)
                 entry["export_year"] = bench_export(wh, folder, None)
                 print(f"  export {json.dumps(entry['export_year'])}", flush=True)
-            entry["export_30d"] = bench_export(wh, folder, 30)
-            print(f"  export 30 days {json.dumps(entry['export_30d'])}", flush=True)
+            if not args.queries_only:
+                entry["export_30d"] = bench_export(wh, folder, 30)
+                print(f"  export 30 days {json.dumps(entry['export_30d'])}", flush=True)
             results[f"alerts_{size}"] = entry
             wh.close()
             db.dispose()

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.analytics import rollup
 from engine.analytics.errors import AnalyticsQueryError
 from engine.analytics.filters import Filters
 from engine.analytics.frames import record, records, share
+from engine.analytics.rollup import AUTO, FALSE_POSITIVE
 from engine.analytics.warehouse import Warehouse
 
-AUTO = "resolved_by = 'klaxon' AND resolution = 'auto' AND acknowledged_at IS NULL"
-FALSE_POSITIVE = "resolution = 'false_positive'"
 MAX_LIMIT = 1000
 
 
@@ -37,15 +37,31 @@ def noise(wh: Warehouse, filters: Filters, limit: int = 10) -> dict[str, Any]:
         count(*) FILTER ({AUTO}) AS auto_resolved,
         count(*) FILTER ({FALSE_POSITIVE}) AS false_positives,
         count(acknowledged_at) AS acknowledged"""
-    totals = record(wh.frame(f"SELECT {counts} FROM alerts WHERE {where}", params))
-    rules = wh.frame(
-        f"""
-        SELECT rule, {counts} FROM alerts WHERE {where}
-        GROUP BY rule ORDER BY alerts DESC, occurrences DESC, rule LIMIT {limit}
-        """,
-        params,
-        fresh=False,
-    )
+    totals_rows, rules_rows = rollup.daily_rows(filters), rollup.daily_rows(filters, "rule")
+    if totals_rows is not None and rules_rows is not None and wh.rolled_up():
+        summed = """sum(alerts) AS alerts, sum(occurrences) AS occurrences,
+            sum(auto_resolved) AS auto_resolved, sum(false_positives) AS false_positives,
+            sum(acknowledged) AS acknowledged"""
+        totals = record(wh.frame(f"SELECT {summed} FROM ({totals_rows[0]})", totals_rows[1]))
+        rules = wh.frame(
+            f"""
+            SELECT value AS rule, {summed} FROM ({rules_rows[0]})
+            GROUP BY value HAVING sum(alerts) > 0
+            ORDER BY alerts DESC, occurrences DESC, rule LIMIT {limit}
+            """,
+            rules_rows[1],
+            fresh=False,
+        )
+    else:
+        totals = record(wh.frame(f"SELECT {counts} FROM alerts WHERE {where}", params))
+        rules = wh.frame(
+            f"""
+            SELECT rule, {counts} FROM alerts WHERE {where}
+            GROUP BY rule ORDER BY alerts DESC, occurrences DESC, rule LIMIT {limit}
+            """,
+            params,
+            fresh=False,
+        )
     # Counting first and describing only the top fingerprints afterwards: the title and rules
     # of every fingerprint in the period would cost most of the query (5x on 1M alerts).
     fingerprints = wh.frame(

@@ -36,6 +36,7 @@ from sqlalchemy import Connection
 from engine.analytics import models as _models  # noqa: F401 - the index refreshes use
 from engine.analytics.errors import AnalyticsError
 from engine.analytics.reader import read_where, scalar
+from engine.analytics.rollup import difference, rollups
 from engine.analytics.tables import TABLES, TableSpec
 from engine.store.db import Database
 
@@ -44,7 +45,10 @@ PART_IDS = 1_000_000  # ids per base partition
 COMPACT_ROWS = 200_000  # fold the delta into the partitions past this many rows
 MARGIN = timedelta(minutes=5)  # re-read changes this far back: a transaction still open then
 SLACK_IDS = 10_000  # re-read this many ids back on append tables, for the same reason
-GRACE_S = 600.0  # keep replaced files this long for queries that still read them
+GRACE_S = 600.0
+ROLLED_UP = {
+    "alerts"
+}  # tables with per-day rollup sidecars (engine/analytics/rollup.py)  # keep replaced files this long for queries that still read them
 
 
 @dataclass
@@ -52,6 +56,7 @@ class Part:
     file: str
     rows: int
     max_id: int
+    rollup: bool = False  # its rollup sidecars are written (alerts only)
 
 
 @dataclass
@@ -63,6 +68,7 @@ class TableState:
     hi_id: int = 0
     since: str | None = None  # naive UTC: rows updated at or after it are read again
     unsettled: list[int] = field(default_factory=list)
+    delta_rollup: bool = False  # the delta's rollup sidecars (its rows minus those it replaces)
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> TableState:
@@ -70,7 +76,26 @@ class TableState:
         return cls(**{**data, "parts": parts})
 
     def files(self) -> list[str]:
-        return [p.file for p in self.parts.values()] + ([self.delta] if self.delta else [])
+        files = [f for p in self.parts.values() for f in [p.file, *_sidecars(p.file, p.rollup)]]
+        if self.delta:
+            files += [self.delta, *_sidecars(self.delta, self.delta_rollup)]
+        return files
+
+    @property
+    def rolled_up(self) -> bool:
+        """Every file has its rollups: the rollup views answer for the whole table."""
+        return all(p.rollup for p in self.parts.values()) and (
+            self.delta is None or self.delta_rollup
+        )
+
+
+def sidecar(file: str, kind: str) -> str:
+    """The rollup sidecar (`daily` or `hist`) of a snapshot file."""
+    return file.removesuffix(".parquet") + f".{kind}.parquet"
+
+
+def _sidecars(file: str, present: bool) -> list[str]:
+    return [sidecar(file, k) for k in ("daily", "hist")] if present else []
 
 
 @dataclass
@@ -214,6 +239,8 @@ class Snapshots:
                         state = self._update(conn, spec, state, generation, started)
                     if compact or (compact is None and state.delta_rows >= COMPACT_ROWS):
                         state = self._compact(spec, state, generation)
+                    if spec.name in ROLLED_UP:
+                        self.add_rollups(state)
                     tables[spec.name] = state
         except (OSError, pl.exceptions.PolarsError) as err:
             raise AnalyticsError(
@@ -275,6 +302,7 @@ class Snapshots:
             touched=state.touched,
             hi_id=hi,
             since=_naive(started - MARGIN),
+            delta_rollup=state.delta_rollup,
         )
         if changed.height:
             delta = self._delta_frame(spec, state)
@@ -285,6 +313,9 @@ class Snapshots:
             self._write(delta, self.path(name))
             new.delta, new.delta_rows = name, delta.height
             new.touched = self._touched(state, delta)
+            new.delta_rollup = False
+            if spec.name in ROLLED_UP:
+                self._write_delta_rollup(new, delta)
         new.unsettled = self._unsettled(spec, changed, state)
         return new
 
@@ -385,7 +416,39 @@ class Snapshots:
     def _write_part(self, spec: TableSpec, frame: pl.DataFrame, p: int, generation: int) -> Part:
         name = f"{spec.name}/p{p:06d}-g{generation:08d}.parquet"
         self._write(frame, self.path(name))
-        return Part(name, frame.height, int(frame["id"].max() or 0))  # type: ignore[arg-type]
+        part = Part(name, frame.height, int(frame["id"].max() or 0))  # type: ignore[arg-type]
+        if spec.name in ROLLED_UP:
+            self._write_rollups(name, *rollups(frame))
+            part.rollup = True
+        return part
+
+    def _write_rollups(self, file: str, daily: pl.DataFrame, hist: pl.DataFrame) -> None:
+        self._write(daily, self.path(sidecar(file, "daily")))
+        self._write(hist, self.path(sidecar(file, "hist")))
+
+    def _write_delta_rollup(self, state: TableState, delta: pl.DataFrame) -> None:
+        """The delta's rollups: its rows, minus the partition rows it stands in for."""
+        assert state.delta is not None
+        touched = [self.path(state.parts[n].file) for n in state.touched if n in state.parts]
+        removed = (
+            pl.scan_parquet(touched).join(delta.lazy().select("id"), on="id", how="semi").collect()
+            if touched
+            else delta.clear()
+        )
+        self._write_rollups(state.delta, *difference(delta, removed))
+        state.delta_rollup = True
+
+    def add_rollups(self, state: TableState) -> bool:
+        """Write the rollups files written before rollups existed lack; True if any was."""
+        added = False
+        for part in state.parts.values():
+            if not part.rollup:
+                self._write_rollups(part.file, *rollups(pl.read_parquet(self.path(part.file))))
+                part.rollup = added = True
+        if state.delta and not state.delta_rollup:
+            self._write_delta_rollup(state, pl.read_parquet(self.path(state.delta)))
+            added = True
+        return added
 
     def _write(self, frame: pl.DataFrame, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ from typing import Any
 
 import polars as pl
 
+from engine.analytics import rollup
 from engine.analytics.filters import Filters, dimension
 from engine.analytics.frames import records, share
 from engine.analytics.warehouse import Warehouse
@@ -18,17 +19,31 @@ EVENT_DIMENSIONS = ("service", "severity", "source")
 def volume(wh: Warehouse, filters: Filters, by: str | None = "source") -> dict[str, Any]:
     """Alerts (and their occurrences) per bucket and `by` value; events per bucket and source."""
     by = dimension(by) or "source"
-    where, params = filters.where()
-    bucket = filters.bucket_sql("created_at")
-    frame = wh.frame(
-        f"""
-        SELECT {bucket} AS bucket, coalesce({by}, '') AS {by}, count(*) AS alerts,
-               sum(occurrences) AS occurrences
-        FROM alerts WHERE {where}
-        GROUP BY ALL ORDER BY bucket, alerts DESC, {by}
-        """,
-        params,
-    )
+    rows = rollup.daily_rows(filters, by)
+    if rows is not None and wh.rolled_up():
+        sql, params = rows
+        value = "severity" if by == "severity" else "value"
+        frame = wh.frame(
+            f"""
+            SELECT {filters.bucket_sql("day")} AS bucket, coalesce({value}, '') AS {by},
+                   sum(alerts) AS alerts, sum(occurrences) AS occurrences
+            FROM ({sql}) GROUP BY ALL HAVING sum(alerts) > 0
+            ORDER BY bucket, alerts DESC, {by}
+            """,
+            params,
+        )
+    else:
+        where, params = filters.where()
+        bucket = filters.bucket_sql("created_at")
+        frame = wh.frame(
+            f"""
+            SELECT {bucket} AS bucket, coalesce({by}, '') AS {by}, count(*) AS alerts,
+                   sum(occurrences) AS occurrences
+            FROM alerts WHERE {where}
+            GROUP BY ALL ORDER BY bucket, alerts DESC, {by}
+            """,
+            params,
+        )
     totals = (
         frame.lazy()
         .group_by(by)

@@ -18,7 +18,8 @@ import duckdb
 import polars as pl
 
 from engine.analytics.errors import AnalyticsError
-from engine.analytics.snapshot import Manifest, Snapshots, TableState
+from engine.analytics.rollup import DAILY_SCHEMA, HIST_SCHEMA
+from engine.analytics.snapshot import Manifest, Snapshots, TableState, sidecar
 from engine.analytics.tables import TABLES, TableSpec
 from engine.store.db import Database
 
@@ -44,6 +45,7 @@ class Warehouse:
         self.max_age_s = max_age_s
         self._con = duckdb.connect(config={"preserve_insertion_order": False})
         self._bound: int | None = None
+        self._rolled_up = False
         self._lock = threading.Lock()
 
     # ---------------------------------------------------------------- freshness
@@ -96,7 +98,31 @@ class Warehouse:
                 self._con.execute(
                     f"CREATE OR REPLACE VIEW {spec.name} AS {self._view_sql(spec, state)}"
                 )
+            alerts = manifest.tables.get("alerts") or TableState()
+            self._rolled_up = alerts.rolled_up
+            for kind, schema in (("daily", DAILY_SCHEMA), ("hist", HIST_SCHEMA)):
+                self._con.execute(
+                    f"CREATE OR REPLACE VIEW alerts_{kind} AS "
+                    f"{self._rollup_sql(alerts, kind, schema)}"
+                )
             self._bound = manifest.generation
+
+    def _rollup_sql(self, state: TableState, kind: str, schema: dict[str, pl.DataType]) -> str:
+        """The sidecars of every file (the delta's subtract what it replaces), or no rows."""
+        files = [p.file for p in state.parts.values()] + ([state.delta] if state.delta else [])
+        if files and state.rolled_up:
+            paths = [self.snapshots.path(sidecar(f, kind)) for f in files]
+            return f"SELECT * FROM read_parquet({_files(paths)})"
+        types = {pl.Datetime("us"): "TIMESTAMP", pl.String(): "VARCHAR", pl.Int64(): "BIGINT"}
+        columns = ", ".join(
+            f"NULL::{types.get(t, 'INTEGER')} AS {name}" for name, t in schema.items()
+        )
+        return f"SELECT {columns} WHERE false"
+
+    def rolled_up(self) -> bool:
+        """Whether the rollup views (alerts_daily, alerts_hist) answer for the whole table."""
+        self._bind(self.ensure_fresh())
+        return self._rolled_up
 
     # ---------------------------------------------------------------- queries
 

@@ -1,0 +1,291 @@
+"""Per-day rollups of the alerts snapshot, written next to each Parquet file at refresh time.
+
+Every alerts partition `p…-g….parquet` gets two sidecars, computed from that file alone:
+
+    p…-g….daily.parquet   per (day, severity, dim, value): counts and duration sums
+    p…-g….hist.parquet    per (day, severity, metric, bin): how many durations fell in a bin
+
+`dim` is "" (all alerts of the day and severity) or one of team, service, source, rule, with
+`value` the alert's value of it. The delta gets the same sidecars, holding the delta's rows
+*minus* the rows of the partitions it replaces (negative counts), so that the sum over every
+sidecar equals the rollup of the table DuckDB sees, after any number of refreshes. Sums of
+durations are whole microseconds, so means are exact.
+
+A query over [start, end) takes whole days from the rollups and the partial days at either end
+from the alerts themselves (`daily_rows`, `hist_rows`). A question with more than one dimension
+besides severity (a filter on team and a grouping by rule, say) has no rollup: the caller falls
+back to the exact query (`None`).
+
+Histograms use DDSketch's log buckets: bin i holds durations in (γ^(i-1), γ^i] with
+γ = (1+α)/(1-α), and stands for 2γ^i/(γ+1), within α = 1% of every value in it; 0 has a bin of
+its own. A median or p90 read from them (`quantiles`) is within 1% of the exact one (the
+interpolation between the two closest ranks is a convex combination of values each within 1%).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from engine.analytics.filters import DIMENSIONS, Filters, naive
+
+AUTO = "resolved_by = 'klaxon' AND resolution = 'auto' AND acknowledged_at IS NULL"
+FALSE_POSITIVE = "resolution = 'false_positive'"
+
+ALPHA = 0.01
+GAMMA = (1 + ALPHA) / (1 - ALPHA)
+ZERO_BIN = -(2**31)
+METRICS = {"tta": "tta_s", "ttr": "ttr_s", "ttd": "ttd_s"}
+ROLLUP_DIMS = tuple(d for d in DIMENSIONS if d != "severity")  # team, service, source, rule
+
+# The rollup's measures, as aggregates over alerts rows.
+MEASURES = (
+    "count(*) AS alerts",
+    "coalesce(sum(occurrences), 0)::BIGINT AS occurrences",
+    "count(*) FILTER (is_open) AS open",
+    "count(*) FILTER (is_muted) AS muted",
+    f"count(*) FILTER ({AUTO}) AS auto_resolved",
+    f"count(*) FILTER ({FALSE_POSITIVE}) AS false_positives",
+    "count(acknowledged_at) AS acknowledged",
+    *(
+        item
+        for m, col in METRICS.items()
+        for item in (
+            f"count({col}) AS {m}_n",
+            f"coalesce(sum(round({col} * 1e6)::BIGINT), 0)::BIGINT AS {m}_us",
+        )
+    ),
+)
+MEASURE_NAMES = tuple(m.rsplit(" AS ", 1)[1] for m in MEASURES)
+
+BIN_SQL = f"CASE WHEN x <= 0 THEN {ZERO_BIN} ELSE ceil(ln(x) / {math.log(GAMMA)!r})::INTEGER END"
+_HIST_SOURCE = " UNION ALL ".join(
+    f"SELECT created_at, severity, '{m}' AS metric, {col} AS x FROM {{table}} "
+    f"WHERE {col} IS NOT NULL AND {{where}}"
+    for m, col in METRICS.items()
+)
+
+DAILY_SCHEMA: dict[str, pl.DataType] = {
+    "day": pl.Datetime("us"),
+    "severity": pl.String(),
+    "dim": pl.String(),
+    "value": pl.String(),
+    **dict.fromkeys(MEASURE_NAMES, pl.Int64()),
+}
+HIST_SCHEMA: dict[str, pl.DataType] = {
+    "day": pl.Datetime("us"),
+    "severity": pl.String(),
+    "metric": pl.String(),
+    "bin": pl.Int32(),
+    "n": pl.Int64(),
+}
+
+
+# ---------------------------------------------------------------- writing (at refresh)
+
+
+def _sets() -> str:
+    day = "date_trunc('day', created_at)"
+    return ", ".join([f"({day}, severity)"] + [f"({day}, severity, {d})" for d in ROLLUP_DIMS])
+
+
+def _dim_case() -> tuple[str, str]:
+    dim = "CASE " + " ".join(f"WHEN grouping({d}) = 0 THEN '{d}'" for d in ROLLUP_DIMS)
+    value = "CASE " + " ".join(f"WHEN grouping({d}) = 0 THEN {d}" for d in ROLLUP_DIMS)
+    return f"{dim} ELSE '' END", f"{value} END"
+
+
+def rollups(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(daily, hist) rollups of alerts rows."""
+    con = duckdb.connect(config={"preserve_insertion_order": False})
+    try:
+        con.register("a", frame)
+        dim, value = _dim_case()
+        daily = con.sql(
+            f"""
+            SELECT date_trunc('day', created_at) AS day, severity, {dim} AS dim,
+                   {value} AS value, {", ".join(MEASURES)}
+            FROM a GROUP BY GROUPING SETS ({_sets()})
+            """
+        ).pl()
+        hist = con.sql(
+            f"""
+            SELECT date_trunc('day', created_at) AS day, severity, metric, {BIN_SQL} AS bin,
+                   count(*) AS n
+            FROM ({_HIST_SOURCE.format(table="a", where="TRUE")}) GROUP BY ALL
+            """
+        ).pl()
+    finally:
+        con.close()
+    return (
+        daily.cast(DAILY_SCHEMA).select(list(DAILY_SCHEMA)),
+        hist.cast(HIST_SCHEMA).select(list(HIST_SCHEMA)),
+    )
+
+
+def difference(added: pl.DataFrame, removed: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rollups of `added` minus those of `removed` (the rows `added` replaces)."""
+    da, ha = rollups(added)
+    if removed.height == 0:
+        return da, ha
+    dr, hr = rollups(removed)
+    dr = dr.with_columns([-pl.col(c) for c in MEASURE_NAMES])
+    hr = hr.with_columns(-pl.col("n"))
+    return pl.concat([da, dr]), pl.concat([ha, hr])
+
+
+# ---------------------------------------------------------------- reading (at query time)
+
+
+def _ceil_day(t: datetime) -> datetime:
+    day = t.replace(hour=0, minute=0, second=0, microsecond=0)
+    return day if day == t else day + timedelta(days=1)
+
+
+def _floor_day(t: datetime) -> datetime:
+    return t.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def needed(filters: Filters, by: Sequence[str | None] = ()) -> set[str]:
+    """The dimensions besides severity a question filters or groups on."""
+    out = {d for d in ROLLUP_DIMS if getattr(filters, d)}
+    return out | {d for d in by if d and d != "severity"}
+
+
+def _period(filters: Filters) -> tuple[datetime, datetime, datetime, datetime] | None:
+    start, end = naive(filters.start), naive(filters.end)
+    d0, d1 = _ceil_day(start), _floor_day(end)
+    if d0 >= d1:
+        return None  # not one whole day: the exact query is small anyway
+    return start, d0, d1, end
+
+
+def _edges(filters: Filters, select: str) -> str:
+    """`select` over the alerts of the period's partial days (two ranges, so zone maps prune)."""
+    dims, _ = filters.dims()
+    return " UNION ALL ".join(
+        select.format(where=f"created_at >= ${lo} AND created_at < ${hi} AND {dims}")
+        for lo, hi in (("start", "d0"), ("d1", "end"))
+    )
+
+
+def daily_rows(filters: Filters, by: str | None = None) -> tuple[str, dict[str, Any]] | None:
+    """SQL for rollup rows (day, severity, value, measures…) covering the filters exactly.
+
+    `value` is the alert's value of `by` (or of the one filtered dimension), else NULL.
+    None when the rollup cannot answer (two dimensions besides severity, or under a day).
+    """
+    dims = needed(filters, [by])
+    period = _period(filters)
+    if len(dims) > 1 or period is None:
+        return None
+    dim = next(iter(dims), "")
+    start, d0, d1, end = period
+    params: dict[str, Any] = {"start": start, "d0": d0, "d1": d1, "end": end, "dim": dim}
+    conds = ["dim = $dim", "day >= $d0", "day < $d1"]
+    for name in DIMENSIONS:
+        values = getattr(filters, name)
+        if values:
+            column = "severity" if name == "severity" else "value"
+            conds.append(f"list_contains(${name}, {column})")
+            params[name] = list(values)
+    value = dim if dim else "NULL::VARCHAR"
+    edge = (
+        f"SELECT date_trunc('day', created_at) AS day, severity, {value} AS value, "
+        f"{', '.join(MEASURES)} FROM alerts WHERE {{where}} GROUP BY ALL"
+    )
+    sql = (
+        f"SELECT day, severity, value, {', '.join(MEASURE_NAMES)} FROM alerts_daily "
+        f"WHERE {' AND '.join(conds)} UNION ALL {_edges(filters, edge)}"
+    )
+    return sql, params
+
+
+def hist_rows(filters: Filters) -> tuple[str, dict[str, Any]] | None:
+    """SQL for histogram rows (day, severity, metric, bin, n) covering the filters exactly."""
+    period = _period(filters)
+    if needed(filters) or period is None:
+        return None
+    start, d0, d1, end = period
+    params: dict[str, Any] = {"start": start, "d0": d0, "d1": d1, "end": end}
+    conds = ["day >= $d0", "day < $d1"]
+    if filters.severity:
+        conds.append("list_contains($severity, severity)")
+        params["severity"] = list(filters.severity)
+    dims, _ = filters.dims()
+    edges = " UNION ALL ".join(
+        f"SELECT date_trunc('day', created_at) AS day, severity, metric, {BIN_SQL} AS bin, "
+        "count(*) AS n FROM ("
+        + _HIST_SOURCE.format(
+            table="alerts", where=f"created_at >= ${lo} AND created_at < ${hi} AND {dims}"
+        )
+        + ") GROUP BY ALL"
+        for lo, hi in (("start", "d0"), ("d1", "end"))
+    )
+    sql = (
+        f"SELECT day, severity, metric, bin, n FROM alerts_hist WHERE {' AND '.join(conds)} "
+        f"UNION ALL {edges}"
+    )
+    return sql, params
+
+
+def raw_hist_sql(column: str, where: str, group: str) -> str:
+    """Histogram rows (`group`, bin, n) of one duration column straight from the alerts."""
+    return (
+        f"SELECT {group}, {BIN_SQL} AS bin, count(*) AS n "
+        f"FROM (SELECT *, {column} AS x FROM alerts WHERE {where} AND {column} IS NOT NULL) "
+        "GROUP BY ALL"
+    )
+
+
+def representative(b: int) -> float:
+    return 0.0 if b == ZERO_BIN else 2 * GAMMA**b / (GAMMA + 1)
+
+
+def quantiles(
+    hist: pl.DataFrame, keys: Sequence[str], qs: Sequence[float] = (0.5, 0.9)
+) -> pl.DataFrame:
+    """Per `keys`: quantile_cont's quantiles (within ALPHA) from (keys…, bin, n) rows."""
+    names = [f"q{i}" for i in range(len(qs))]
+    schema: dict[str, pl.DataType] = {k: hist.schema[k] for k in keys}
+    schema |= dict.fromkeys(names, pl.Float64())
+    if hist.height == 0:
+        return pl.DataFrame(schema=schema)
+    summed = (
+        hist.group_by([*keys, "bin"])
+        .agg(pl.col("n").sum())
+        .filter(pl.col("n") > 0)
+        .sort([*keys, "bin"])
+    )
+    rows: list[dict[str, Any]] = []
+    groups = summed.partition_by(list(keys), as_dict=True) if keys else {(): summed}
+    for key, group in groups.items():
+        bins = group["bin"].to_list()
+        ends = group["n"].cum_sum().to_list()
+        total = ends[-1]
+        row: dict[str, Any] = dict(zip(keys, key, strict=True))
+        for name, q in zip(names, qs, strict=True):
+            pos = q * (total - 1)
+            k = math.floor(pos)
+            lo = representative(bins[_index(ends, k)])
+            hi = representative(bins[_index(ends, min(k + 1, total - 1))])
+            row[name] = lo + (pos - k) * (hi - lo)
+        rows.append(row)
+    return pl.DataFrame(rows, schema=schema)
+
+
+def _index(ends: list[int], rank: int) -> int:
+    """The bin holding the value of 0-based `rank`, given cumulative counts."""
+    lo, hi = 0, len(ends) - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ends[mid] > rank:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
