@@ -195,35 +195,146 @@ def _subtract_late(
     return rolled.update(fixed, on="pid", include_nulls=True)
 
 
-def _exact_exprs(aggs: dict[str, AggSpec], width: int) -> dict[str, pl.Expr]:
-    """Aggregates over rows already known to be in the window (the exact path's group_by)."""
-    v = pl.col("vnum")
-    n = pl.len().cast(pl.Float64)
-    exprs: dict[str, pl.Expr] = {"n": n}
-    for name, a in aggs.items():
-        if a.name == "count":
-            exprs[name] = n
-        elif a.name == "rate":
-            exprs[name] = n / (width / 1_000_000)
-        elif a.name == "sum":
-            exprs[name] = v.sum()
-        elif a.name == "avg":
-            exprs[name] = v.mean()
-        elif a.name == "min":
-            exprs[name] = v.min()
-        elif a.name == "max":
-            exprs[name] = v.max()
-        elif a.name == "count_distinct":
-            exprs[name] = pl.col("vtext").filter(pl.col("vtext") != "").n_unique().cast(pl.Float64)
-        else:
-            assert a.quantile is not None
-            exprs[name] = v.quantile(a.quantile, interpolation="linear")
-    return exprs
+def _arrived_from(offset: int) -> pl.Expr:
+    """Where on the axis an event starts counting for points seen `offset` after their position.
+
+    An event is in the window of a point at axis a (instant a + offset, in axis units) when
+    its position is in (a - W, a] and it had arrived by the point's instant: from
+    axis + max(0, t_in - ts - offset) until axis + W.
+    """
+    return pl.col("axis") + (pl.col("t_in") - pl.col("ts") - offset).clip(lower_bound=0)
 
 
-def _empty_value(agg: AggSpec) -> float | None:
-    """An aggregate over no events: counts and sums are 0, the rest have no value."""
-    return 0.0 if agg.name in ("count", "rate", "sum", "count_distinct") else None
+def _offsets(pts: pl.DataFrame) -> list[int]:
+    """The distinct gaps between a point's instant and its position (0, or W for `prev()`)."""
+    gaps = pts.select(d=pl.col("t_known") - pl.col("ts"))["d"].unique().sort()
+    return [int(d) for d in gaps]
+
+
+def _count_distinct(pts: pl.DataFrame, rows: pl.DataFrame, width: int) -> pl.DataFrame:
+    """count_distinct at each point, exactly, without gathering any window.
+
+    Each event with a value is present at the points of [start, axis + W) (`_arrived_from`).
+    The presence intervals of one value in one group are merged; a value then counts +1 where
+    a merged interval starts and -1 where it ends, so the number of distinct values at a point
+    is the starts at or before it minus the ends at or before it. Groups lie apart on the axis,
+    so the counts of other groups cancel out.
+
+    `pts` (pid, axis, ts, t_known) and `rows` (h, axis, t_in, ts, vtext) are sorted by axis.
+    """
+    parts = [pl.DataFrame(schema={"pid": pl.UInt32, "count_distinct": pl.Float64})]
+    valued = rows.filter(pl.col("vtext").is_not_null() & (pl.col("vtext") != ""))
+    for offset in _offsets(pts):
+        at = pts.filter((pl.col("t_known") - pl.col("ts")) == offset)
+        spans = (
+            valued.select("h", "vtext", start=_arrived_from(offset), end=pl.col("axis") + width)
+            .filter(pl.col("start") < pl.col("end"))
+            .sort("h", "vtext", "start")
+        )
+        reach = pl.col("end").cum_max().shift(1).over("h", "vtext")
+        merged = (
+            spans.with_columns(run=(reach.is_null() | (pl.col("start") > reach)).cum_sum())
+            .group_by("run")
+            .agg(pl.col("start").first(), pl.col("end").max())
+        )
+        started = merged["start"].sort().search_sorted(at["axis"], side="right")
+        ended = merged["end"].sort().search_sorted(at["axis"], side="right")
+        parts.append(
+            at.select(
+                "pid",
+                count_distinct=(started.cast(pl.Int64) - ended.cast(pl.Int64)).cast(pl.Float64),
+            )
+        )
+    return pl.concat(parts)
+
+
+def _roll_shadows(
+    pts: pl.DataFrame,
+    rows: pl.DataFrame,
+    late: pl.DataFrame,
+    width: int,
+    aggs: dict[str, AggSpec],
+) -> pl.DataFrame:
+    """min, max and percentiles at the points a missing late event shadows, exactly.
+
+    A late event is missing from the points of its group in [axis, axis + min(W, t_in - ts -
+    offset)), its shadow. Consecutive points under the same set of shadows form a segment; the
+    events its points miss are those of its first point, so each segment's rows, (first - W,
+    last], are gathered once, the missing ones dropped, and one rolling pass over all segments
+    laid end to end gives every point its value: the same rolling computation as the points
+    outside any shadow.
+
+    `pts` (pid, axis, ts, t_known) and `rows` (axis, t_in, ts, vnum) are sorted by axis, `late`
+    are the rows with t_in != ts. Returns pid and the aggregates of the shadowed points.
+    """
+    parts = [pl.DataFrame(schema={"pid": pl.UInt32, **dict.fromkeys(aggs, pl.Float64)})]
+    for offset in _offsets(pts):
+        shade = late.select(
+            start="axis",
+            end=pl.col("axis") + pl.min_horizontal(width, pl.col("t_in") - pl.col("ts") - offset),
+        ).filter(pl.col("end") > pl.col("start"))
+        if shade.height == 0:
+            continue
+        at = pts.filter((pl.col("t_known") - pl.col("ts")) == offset)
+        # The shadows over a point are those started and not ended by it; two points of a
+        # segment have the same counts of both.
+        at = (
+            at.select(
+                "pid",
+                "axis",
+                "t_known",
+                started=shade["start"].sort().search_sorted(at["axis"], side="right"),
+                ended=shade["end"].sort().search_sorted(at["axis"], side="right"),
+            )
+            .filter(pl.col("started") > pl.col("ended"))
+            .with_columns(seg=group_ids("started", "ended"))
+        )
+        if at.height == 0:
+            continue
+        segs = at.group_by("seg", maintain_order=True).agg(
+            first=pl.col("axis").first(),
+            last=pl.col("axis").last(),
+            known=pl.col("t_known").first(),
+        )
+        axis = rows["axis"]
+        segs = segs.with_columns(
+            lo=axis.search_sorted(segs["first"] - width, side="right"),
+            hi=axis.search_sorted(segs["last"], side="right"),
+        )
+        taken = (
+            segs.select("seg", "first", "known", i=pl.int_ranges("lo", "hi", dtype=pl.UInt32))
+            .explode("i")
+            .drop_nulls("i")
+        )
+        taken = taken.with_columns(rows.select("axis", "t_in", "vnum")[taken["i"]]).filter(
+            (pl.col("axis") > pl.col("first")) | (pl.col("t_in") <= pl.col("known"))
+        )
+        # Segment j is shifted by j * (W + 1): its rows and points stay clear of its neighbours'.
+        frame = (
+            pl.concat(
+                [
+                    taken.select(
+                        "seg",
+                        "axis",
+                        "vnum",
+                        pid=pl.lit(None, dtype=pl.UInt32),
+                        is_eval=pl.lit(False),
+                    ),
+                    at.select(
+                        "seg",
+                        "axis",
+                        vnum=pl.lit(None, dtype=pl.Float64),
+                        pid="pid",
+                        is_eval=pl.lit(True),
+                    ),
+                ]
+            )
+            .with_columns(axis=pl.col("axis") + pl.col("seg") * (width + 1))
+            .sort("axis", "is_eval")
+        )
+        exprs = {k: e for k, e in _rolling_exprs(aggs, width).items() if k in aggs}
+        parts.append(frame.with_columns(**exprs).filter("is_eval").select("pid", *aggs))
+    return pl.concat(parts)
 
 
 def _rolled(
@@ -240,10 +351,11 @@ def _rolled(
     Per width, every (rule, key) group is laid end to end on one axis, far enough apart that
     no window reaches across, and one rolling pass serves every group. Rolling over `ts`
     counts every event whose `ts` is in the window, which is exact unless a late event had
-    not arrived yet by the point's instant (`t_in > t_known`); those few points, and every
-    point of a `count_distinct` aggregate (no rolling form), are computed exactly instead:
-    the events of their window are gathered by position on the axis, filtered to those that
-    had arrived, and aggregated.
+    not arrived yet by the point's instant (`t_in > t_known`). At those points counts, sums
+    and means subtract the missing events (`_subtract_late`), and min, max and percentiles
+    roll again over each shadow's rows without them (`_roll_shadows`). `count_distinct` has
+    no rolling form and comes from the presence intervals of each value (`_count_distinct`).
+    No window is gathered point by point.
     """
     outs = []
     for width in sorted({r.width for r in rules if r.rule_id in pick}):
@@ -294,21 +406,16 @@ def _rolled(
             .filter("is_eval")
             .with_row_index("pid")
         )
-        # Points that need the exact path: a late event of their group in their window that
-        # had not arrived by their instant, or a count_distinct aggregate to compute.
-        rows = frame.filter(~pl.col("is_eval")).select("axis", "t_in", "ts", "vnum", "vtext")
+        rows = frame.filter(~pl.col("is_eval")).select(
+            "h", "rule", "axis", "t_in", "ts", "vnum", "vtext"
+        )
         late = rows.filter(pl.col("t_in") != pl.col("ts")).select("axis", "t_in", "ts", "vnum")
-        exact_rules = [rid for rid in ids if any(a.name == "count_distinct" for a in pick[rid])]
-        # Rules whose aggregates all subtract: a missing late event is taken out of the
-        # rolling value instead of gathering the point's window.
-        sub_rules = [rid for rid in ids if all(a.name in SUBTRACTABLE for a in pick[rid])]
-        need = pl.col("rule").is_in(exact_rules)
-        shadowed = pl.lit(False)
         if late.height:
             # A late event is missing from the points of its group at [ts, t_in) that its
-            # window reaches: the axis interval [axis, axis + min(W, t_in - ts)). Points in
-            # any such interval take the exact path (a few more than needed: points whose
-            # instant is later than their position, for `prev()`, may have seen it arrive).
+            # window reaches: the axis interval [axis, axis + min(W, t_in - ts)). Its count,
+            # and its value from sums and means, are taken out of those points' rolling
+            # values (a few more points than needed are looked at: those whose instant is
+            # later than their position, for `prev()`, may have seen it arrive).
             shadow = late.select(
                 start="axis",
                 end=pl.col("axis") + pl.min_horizontal(width, pl.col("t_in") - pl.col("ts")),
@@ -316,49 +423,24 @@ def _rolled(
             at = shadow["start"].search_sorted(rolled["axis"], side="right").cast(pl.Int64) - 1
             covers = shadow["end"].gather(at.clip(0)) > rolled["axis"]
             shadowed = pl.lit(pl.Series((at >= 0) & covers))
-            if sub_rules:
-                sub_aggs = {k: a for k, a in rolling.items() if a.name in SUBTRACTABLE}
-                rolled = _subtract_late(
-                    rolled, late, shadowed & pl.col("rule").is_in(sub_rules), width, sub_aggs
+            sub_aggs = {k: a for k, a in rolling.items() if a.name in SUBTRACTABLE}
+            rolled = _subtract_late(rolled, late, shadowed, width, sub_aggs)
+            # min, max and percentiles cannot subtract: recomputed over what had arrived.
+            ranked = {k: a for k, a in rolling.items() if a.name not in SUBTRACTABLE}
+            users = [rid for rid in ids if any(_agg_name(a) in ranked for a in pick[rid])]
+            if users:
+                fixed = _roll_shadows(
+                    rolled.filter(pl.col("rule").is_in(users)), rows, late, width, ranked
                 )
-        need = need | (shadowed & ~pl.col("rule").is_in(sub_rules))
-        exact_pts = rolled.filter(need).select("pid", "rule", "axis", "t_known")
-        if exact_pts.height:
-            axis = rows["axis"]
-            exact_pts = exact_pts.with_columns(
-                first=axis.search_sorted(exact_pts["axis"] - width, side="right"),
-                last=axis.search_sorted(exact_pts["axis"], side="right"),
+                rolled = rolled.update(fixed, on="pid", include_nulls=True)
+        exact_rules = [rid for rid in ids if any(a.name == "count_distinct" for a in pick[rid])]
+        if exact_rules:
+            counted = _count_distinct(
+                rolled.filter(pl.col("rule").is_in(exact_rules)),
+                rows.filter(pl.col("rule").is_in(exact_rules)),
+                width,
             )
-            gathered = (
-                exact_pts.select(
-                    "pid", "rule", "t_known", i=pl.int_ranges("first", "last", dtype=pl.UInt32)
-                )
-                .explode("i")
-                .drop_nulls("i")
-            )
-            cols_needed = ["t_in", "vnum"] + (["vtext"] if exact_rules else [])
-            gathered = gathered.with_columns(rows.select(cols_needed)[gathered["i"]]).filter(
-                pl.col("t_in") <= pl.col("t_known")
-            )
-            # Each aggregate only over the points of the rules that use it.
-            exprs = _exact_exprs(distinct, width)
-            exact = exact_pts.select("pid").join(
-                gathered.group_by("pid").agg(exprs["n"].alias("n")), on="pid", how="left"
-            )
-            for k in distinct:
-                users = [rid for rid in ids if any(_agg_name(a) == k for a in pick[rid])]
-                part = (
-                    gathered.filter(pl.col("rule").is_in(users))
-                    .group_by("pid")
-                    .agg(exprs[k].alias(k))
-                )
-                exact = exact.join(part, on="pid", how="left")
-            fills = {"n": 0.0} | {k: _empty_value(a) for k, a in distinct.items()}
-            exact = exact.with_columns(
-                [pl.col(k).fill_null(v) for k, v in fills.items() if v is not None]
-            )
-            cols = ["n", *distinct]
-            rolled = rolled.update(exact.select("pid", *cols), on="pid", include_nulls=True)
+            rolled = rolled.update(counted, on="pid", include_nulls=True)
         rolled = rolled.drop(NUMERIC, SUM, strict=False)
         slots = max(len(pick[rid]) for rid in ids)
         chosen = []

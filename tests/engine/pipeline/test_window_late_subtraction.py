@@ -1,9 +1,10 @@
-"""Late events taken out of rolling window values by subtraction (windows._subtract_late).
+"""Window values at points a late event that had not arrived yet shadows (windows._rolled).
 
-count, rate, sum and avg at a point in the shadow of a late event that had not arrived yet
-come from the rolling value minus the missing events; min (and percentiles, count_distinct)
-still gather the window. Both are checked against the definition (DSL.md §4.1: an event is
-in the window at t when ts is in (t - W, t] and it had arrived by t) computed by brute force.
+count, rate, sum and avg come from the rolling value minus the missing events
+(`_subtract_late`); min, max and percentiles from a second rolling pass over each shadow's
+rows without them (`_roll_shadows`); count_distinct from each value's presence intervals
+(`_count_distinct`). All are checked against the definition (DSL.md §4.1: an event is in the
+window at t when ts is in (t - W, t] and it had arrived by t) computed by brute force.
 """
 
 from __future__ import annotations
@@ -24,18 +25,31 @@ rule gat when true min(lat) > 0 within 1m end
 rule s when true sum(lat) > 0 within 1m end
 rule a when true avg(lat) > 0 within 1m end
 rule r when true rate() > 0 within 1m end
+rule lo when true max(lat) > 0 within 1m end
+rule q when true p90(lat) > 0 within 1m end
+rule m when true p50(lat) > 0 within 1m end
+rule d when true count_distinct(tag) > 0 within 1m end
 """
 W = 60_000_000  # µs
 VALUES = [None, 1.5, 10.0, 0.1, -3.25, 1e6]  # None: no numeric value
+TAGS = [None, "", "a", "b", "c", "d"]  # None and "": no value for count_distinct
+RULE_IDS = ("sub", "gat", "q", "d")
 
 
 def _setup() -> tuple[list[WindowRule], dict[str, list[AggSpec]]]:
     compiled = compile_for_engine(RULES)
     by_id = {r.rule_id: WindowRule.of(r) for r in compiled.rules if r.kind == "window"}
     aggs = [by_id[k].spec.agg for k in ("sub", "s", "a", "r")]
-    # `sub` only subtractable aggregates; `gat` the same plus min, so it gathers.
-    pick = {"sub": aggs, "gat": [*aggs, by_id["gat"].spec.agg]}
-    return [by_id["sub"], by_id["gat"]], pick
+    ranked = [by_id[k].spec.agg for k in ("gat", "lo", "q", "m")]
+    # `sub` only subtractable aggregates; `gat` the same plus min; `q` min, max and
+    # percentiles only; `d` count_distinct.
+    pick = {
+        "sub": aggs,
+        "gat": [*aggs, by_id["gat"].spec.agg],
+        "q": ranked,
+        "d": [by_id["d"].spec.agg],
+    }
+    return [by_id["sub"], by_id["gat"], by_id["q"], by_id["d"]], pick
 
 
 def _stream(seed: int) -> pl.DataFrame:
@@ -49,14 +63,31 @@ def _stream(seed: int) -> pl.DataFrame:
             if rng.random() < 0.3:  # arrives late, by up to 90 s
                 ts = t - int(rng.choice([1, 5, 30, 59, 61, 90])) * 1_000_000
             v = VALUES[int(rng.integers(len(VALUES)))]
-            rows.append((key, t, ts, v))
+            tag = TAGS[int(rng.integers(len(TAGS)))]
+            rows.append((key, t, ts, v, tag))
     frame = pl.DataFrame(
         rows,
-        schema={"key": pl.String, "t_in": pl.Int64, "ts": pl.Int64, "vnum": pl.Float64},
+        schema={
+            "key": pl.String,
+            "t_in": pl.Int64,
+            "ts": pl.Int64,
+            "vnum": pl.Float64,
+            "vtext": pl.String,
+        },
         orient="row",
     )
-    both = pl.concat([frame.with_columns(rule=pl.lit(r)) for r in ("sub", "gat")])
-    return both.with_columns(vtext=pl.lit(""), h=group_hash())
+    both = pl.concat([frame.with_columns(rule=pl.lit(r)) for r in RULE_IDS])
+    return both.with_columns(h=group_hash())
+
+
+def _linear_quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = q * (len(ordered) - 1)
+    low = math.floor(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
 def _expected(data: pl.DataFrame, h: int, ts: int, known: int) -> tuple[float, float, float | None]:
@@ -85,26 +116,39 @@ def test_subtracted_and_gathered_values_match_the_definition(seed: int) -> None:
     ).unique(["h", "ts", "t_known"])
     got = _rolled(rules, data, base, pick)
     assert got.height == base.height
-    # some subtracted points must have missed a late event, or this checks nothing new
     late_missing = 0
     for row in got.iter_rows(named=True):
         n, total, mean = _expected(data, row["h"], row["ts"], row["t_known"])
         full_n, _, _ = _expected(data, row["h"], row["ts"], 2**62)
-        late_missing += row["rule"] == "sub" and full_n != n
+        late_missing += full_n != n
         assert row["n"] == n, row
-        assert row["agg0"] == n, row
-        assert row["agg1"] == pytest.approx(total, rel=1e-12, abs=1e-9), row
-        if mean is None:
-            assert row["agg2"] is None, row
-        else:
-            assert row["agg2"] == pytest.approx(mean, rel=1e-12, abs=1e-9), row
-        assert row["agg3"] == n / 60, row
+        inside = data.filter(
+            (pl.col("h") == row["h"])
+            & (pl.col("ts") > row["ts"] - W)
+            & (pl.col("ts") <= row["ts"])
+            & (pl.col("t_in") <= row["t_known"])
+        )
+        nums = inside["vnum"].drop_nulls().to_list()
+        if row["rule"] in ("sub", "gat"):
+            assert row["agg0"] == n, row
+            assert row["agg1"] == pytest.approx(total, rel=1e-12, abs=1e-9), row
+            if mean is None:
+                assert row["agg2"] is None, row
+            else:
+                assert row["agg2"] == pytest.approx(mean, rel=1e-12, abs=1e-9), row
+            assert row["agg3"] == n / 60, row
         if row["rule"] == "gat":
-            want = data.filter(
-                (pl.col("h") == row["h"])
-                & (pl.col("ts") > row["ts"] - W)
-                & (pl.col("ts") <= row["ts"])
-                & (pl.col("t_in") <= row["t_known"])
-            )["vnum"].min()
-            assert row["agg4"] == want, row
+            assert row["agg4"] == (min(nums) if nums else None), row
+        if row["rule"] == "q":
+            assert row["agg0"] == (min(nums) if nums else None), row
+            assert row["agg1"] == (max(nums) if nums else None), row
+            for slot, q in (("agg2", 0.9), ("agg3", 0.5)):
+                want = _linear_quantile(nums, q)
+                if want is None:
+                    assert row[slot] is None, row
+                else:
+                    assert row[slot] == pytest.approx(want, rel=1e-12, abs=1e-9), row
+        if row["rule"] == "d":
+            assert row["agg0"] == len({t for t in inside["vtext"].to_list() if t}), row
+    # some points must have missed a late event, or this checks nothing new
     assert late_missing > 0
