@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 from sqlalchemy import Connection, insert, select, update
 
 from dsl.errors import DslErrors
@@ -57,6 +59,27 @@ class WorkerStats:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+_PACKED = b"KLXZSTD1"
+
+
+def pack_state(blob: bytes) -> bytes:
+    """The engine state as stored: zstd-compressed (Arrow IPC of many similar strings shrinks
+    ~20x; writing 5 MB a batch cost SQLite 36 ms of its commit, compressing it 9 ms)."""
+    packed = bytes(pa.compress(blob, codec="zstd", asbytes=True))
+    return _PACKED + struct.pack(">Q", len(blob)) + packed
+
+
+def unpack_state(stored: bytes) -> bytes:
+    """`pack_state` undone; a state saved uncompressed (older versions, the demo) as it is."""
+    if not stored.startswith(_PACKED):
+        return stored
+    (size,) = struct.unpack(">Q", stored[len(_PACKED) : len(_PACKED) + 8])
+    raw = pa.decompress(
+        stored[len(_PACKED) + 8 :], decompressed_size=size, codec="zstd", asbytes=True
+    )
+    return bytes(raw)
 
 
 class LeaseLost(Exception):
@@ -99,7 +122,7 @@ class Worker:
                 .one_or_none()
             )
         compiled = compile_for_engine(text, "rules.klx")
-        state = EngineState.from_bytes(row.state) if row is not None else None
+        state = EngineState.from_bytes(unpack_state(row.state)) if row is not None else None
         self.engine = Engine(compiled, state)
         self._rules_identity = identity
         self.stats.rules_version = identity.split(":")[0]
@@ -123,6 +146,12 @@ class Worker:
         return self.engine.swap_rules(compiled, self.clock())
 
     # ---------------------------------------------------------------- the lease
+
+    def _lease_held(self) -> bool:
+        """True while the lease this worker last wrote surely still holds: renewed less than a
+        third of its length ago, so no other worker can have taken it. Steps then skip the
+        lease's read and write (two statements a batch)."""
+        return time.monotonic() - self._lease_renewed < LEASE_SECONDS / 3
 
     def _hold_lease(self, conn: Connection) -> None:
         now = self.clock()
@@ -170,10 +199,14 @@ class Worker:
             outs.append(self.engine.advance(self.clock()))
             self.stats.rule_eval_seconds += sum(self.engine.timings.values()) - before
             transitions = pl.concat(outs)
-            lease_due = time.monotonic() - self._lease_renewed > LEASE_SECONDS / 3
+            lease_due = not self._lease_held()
             if batch is not None or transitions.height or swapped is not None or lease_due:
+                # Serialized before the transaction: SQLite's writer lock is not held for it.
+                blob = pack_state(self.engine.state.to_bytes())
+                renewing = time.monotonic()
                 with self.db.connect() as conn:
-                    self._hold_lease(conn)
+                    if lease_due:
+                        self._hold_lease(conn)
                     applied = (
                         apply_transitions(conn, transitions) if transitions.height else Applied()
                     )
@@ -181,8 +214,9 @@ class Worker:
                         hook(conn, applied, transitions)
                     if batch is not None and not self.queue.ack(conn, batch):
                         raise LeaseLost("another worker acknowledged part of this batch")
-                    self._save_state(conn)
-                self._lease_renewed = time.monotonic()
+                    self._save_state(conn, blob)
+                if lease_due:
+                    self._lease_renewed = renewing
         except BaseException:
             # Nothing was committed: the engine's memory is ahead of the store. Start again
             # from the saved state; the batch is still in the queue.
@@ -199,9 +233,7 @@ class Worker:
         self._maybe_save_stats()
         return n
 
-    def _save_state(self, conn: Connection) -> None:
-        assert self.engine is not None
-        blob = self.engine.state.to_bytes()
+    def _save_state(self, conn: Connection, blob: bytes) -> None:
         now = self.clock()
         values = {
             "state": blob,
