@@ -348,18 +348,24 @@ def _rolled(
     `pick[rule]` lists the aggregates each rule needs, returned as agg0, agg1, ... in order,
     with `n` (events in the window).
 
-    Per width, every (rule, key) group is laid end to end on one axis, far enough apart that
-    no window reaches across, and one rolling pass serves every group. Rolling over `ts`
-    counts every event whose `ts` is in the window, which is exact unless a late event had
-    not arrived yet by the point's instant (`t_in > t_known`). At those points counts, sums
-    and means subtract the missing events (`_subtract_late`), and min, max and percentiles
-    roll again over each shadow's rows without them (`_roll_shadows`). `count_distinct` has
-    no rolling form and comes from the presence intervals of each value (`_count_distinct`).
-    No window is gathered point by point.
+    Per width and set of aggregates, every (rule, key) group is laid end to end on one axis,
+    far enough apart that no window reaches across, and one rolling pass serves every group.
+    Rolling over `ts` counts every event whose `ts` is in the window, which is exact unless a
+    late event had not arrived yet by the point's instant (`t_in > t_known`). At those points
+    counts, sums and means subtract the missing events (`_subtract_late`), and min, max and
+    percentiles roll again over each shadow's rows without them (`_roll_shadows`).
+    `count_distinct` has no rolling form and comes from the presence intervals of each value
+    (`_count_distinct`). No window is gathered point by point.
     """
+    # One pass per width and set of aggregates: a percentile rolls only over the rows of the
+    # rules that ask for it, not over every row of its width.
+    units: dict[tuple[int, tuple[str, ...]], list[str]] = {}
+    for r in rules:
+        if r.rule_id in pick:
+            kinds = tuple(sorted({_agg_name(a) for a in pick[r.rule_id]}))
+            units.setdefault((r.width, kinds), []).append(r.rule_id)
     outs = []
-    for width in sorted({r.width for r in rules if r.rule_id in pick}):
-        ids = [r.rule_id for r in rules if r.width == width and r.rule_id in pick]
+    for (width, _), ids in sorted(units.items()):
         pts = points.filter(pl.col("rule").is_in(ids))
         if pts.height == 0:
             continue
