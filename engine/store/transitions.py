@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 import polars as pl
-from sqlalchemy import Connection, bindparam, insert, select, text, tuple_, update
+from sqlalchemy import Connection, bindparam, insert, select, text, update
 
 from engine.store.models import Alert, AlertHistory, Incident
 
@@ -47,18 +47,30 @@ def _now() -> datetime:
 def _open_alerts(
     conn: Connection, keys: list[tuple[str, str]]
 ) -> dict[tuple[str, str], tuple[int, str]]:
-    """(rule, key) → (id, status) of the open alert, for the given keys."""
+    """(rule, key) → (id, status) of the open alert, for the given keys.
+
+    Asked per rule as `is_open AND rule = ? AND key IN (...)`, written so both stores search
+    the partial unique index on open alerts: SQLite uses a partial index only when the query
+    repeats its WHERE (`is_open`, not `is_open = 1`), and scanned every alert ever stored
+    for a row-value IN (8 ms a batch at 11,000 alerts, growing).
+    """
+    by_rule: dict[str, list[str]] = {}
+    for rule, key in keys:
+        by_rule.setdefault(rule, []).append(key)
     found: dict[tuple[str, str], tuple[int, str]] = {}
-    for i in range(0, len(keys), 400):
-        chunk = keys[i : i + 400]
-        rows = conn.execute(
-            select(Alert.id, Alert.rule, Alert.key, Alert.status).where(
-                Alert.is_open, tuple_(Alert.rule, Alert.key).in_(chunk)
+    for rule, rule_keys in by_rule.items():
+        for i in range(0, len(rule_keys), 500):
+            rows = conn.execute(
+                select(Alert.id, Alert.key, Alert.status).where(
+                    _IS_OPEN, Alert.rule == rule, Alert.key.in_(rule_keys[i : i + 500])
+                )
             )
-        )
-        for alert_id, rule, key, status in rows:
-            found[(rule, key)] = (alert_id, status)
+            for alert_id, key, status in rows:
+                found[(rule, key)] = (alert_id, status)
     return found
+
+
+_IS_OPEN = text("alerts.is_open")  # the partial index's own predicate (see _open_alerts)
 
 
 def _incidents(conn: Connection, fired: pl.DataFrame) -> dict[tuple[str, str, datetime], int]:
