@@ -13,14 +13,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Connection, event, insert, select, update
+from sqlalchemy import Connection, Row, event, insert, select, update
 
 from engine.config import Settings
 from engine.notify.clock import Clock, wall_clock
-from engine.notify.planner import FIRING, Planner, alert_snapshot
+from engine.notify.planner import FIRING, PLANNING_COLUMNS, Planner, alert_snapshot
 from engine.notify.policies import ladder_for
 from engine.notify.targets import Delivery
-from engine.store.db import orm
 from engine.store.models import Alert, Escalation, Notification
 from engine.store.transitions import Applied
 
@@ -35,10 +34,11 @@ def _resolved_muted(frame: pl.DataFrame) -> dict[tuple[str, str, datetime], list
     return {(r[0], r[1], r[2]): list(r[3] or []) for r in rows.iter_rows()}
 
 
-def _alerts(conn: Connection, ids: list[int]) -> dict[int, Alert]:
-    found: dict[int, Alert] = {}
+def _alerts(conn: Connection, ids: list[int]) -> dict[int, Row[Any]]:
+    """The columns planning needs of each alert, by id (rows, not ORM objects)."""
+    found: dict[int, Row[Any]] = {}
     for i in range(0, len(ids), 500):
-        for a in orm(conn).scalars(select(Alert).where(Alert.id.in_(ids[i : i + 500]))):
+        for a in conn.execute(select(*PLANNING_COLUMNS).where(Alert.id.in_(ids[i : i + 500]))):
             found[a.id] = a
     return found
 
@@ -54,7 +54,7 @@ def enqueue_batch(
     planner = Planner(conn, settings, now)
     rows: list[dict[str, Any]] = []
     escalations: list[dict[str, Any]] = []
-    resolved: list[Alert] = []
+    resolved: list[Row[Any]] = []
     for t in applied.transitions:
         alert = alerts.get(t["alert_id"])
         if alert is None:
@@ -92,7 +92,7 @@ def _escalation(alert_id: int, ladder: list[dict[str, Any]], now: datetime) -> d
     }
 
 
-def _enqueue_resolved(conn: Connection, planner: Planner, resolved: list[Alert]) -> int:
+def _enqueue_resolved(conn: Connection, planner: Planner, resolved: list[Row[Any]]) -> int:
     """One resolution per channel that had a firing message; stop the alerts' escalations."""
     if not resolved:
         return 0
@@ -102,16 +102,19 @@ def _enqueue_resolved(conn: Connection, planner: Planner, resolved: list[Alert])
         .where(Escalation.alert_id.in_(ids), Escalation.status == "active")
         .values(status="stopped", next_at=None, updated_at=planner.now)
     )
-    firing = (
-        orm(conn)
-        .scalars(
-            select(Notification)
-            .where(Notification.alert_id.in_(ids), Notification.transition.in_(FIRING))
-            .order_by(Notification.id)
+    firing = conn.execute(
+        select(
+            Notification.id,
+            Notification.alert_id,
+            Notification.target,
+            Notification.channel,
+            Notification.status,
+            Notification.payload,
         )
-        .all()
-    )
-    by_alert: dict[int, dict[str, Notification]] = {}
+        .where(Notification.alert_id.in_(ids), Notification.transition.in_(FIRING))
+        .order_by(Notification.id)
+    ).all()
+    by_alert: dict[int, dict[str, Row[Any]]] = {}
     for n in firing:
         if n.channel:
             by_alert.setdefault(n.alert_id or 0, {})

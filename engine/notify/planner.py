@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, Row, insert
 
 from engine.config import Settings
 from engine.notify.grouping import GroupClock, group_key, scope_of, timings_for
@@ -22,8 +22,31 @@ GROUPED = ("fired", "resolved", "repeated")  # escalations and fallbacks go at o
 FIRING = ("fired", "escalated", "repeated")
 
 
-def alert_snapshot(a: Alert) -> dict[str, Any]:
-    """The alert's fields as messages show them, kept with each row for later rendering."""
+# The alert columns a message shows (its snapshot), and those planning reads besides: batches plan
+# over these rows rather than loading each alert as an ORM object.
+SNAPSHOT_COLUMNS = (
+    Alert.id,
+    Alert.rule,
+    Alert.title,
+    Alert.description,
+    Alert.severity,
+    Alert.status,
+    Alert.service,
+    Alert.environment,
+    Alert.host,
+    Alert.team,
+    Alert.labels,
+    Alert.value,
+    Alert.occurrences,
+    Alert.created_at,
+)
+PLANNING_COLUMNS = (*SNAPSHOT_COLUMNS, Alert.notify, Alert.escalate, Alert.muted_by)
+
+
+def alert_snapshot(a: Alert | Row[Any]) -> dict[str, Any]:
+    """The alert's fields as messages show them, kept with each row for later rendering.
+
+    `a` is an Alert or a row with at least SNAPSHOT_COLUMNS."""
     return {
         "id": a.id,
         "rule": a.rule,
@@ -156,18 +179,23 @@ class Planner:
             fallback_of=row_id,
         )
 
-    def insert(self, rows: list[dict[str, Any]]) -> list[int]:
-        """Write rows (and fallbacks for critical ones already dead); save group timers."""
-        ids: list[int] = []
+    def insert(self, rows: list[dict[str, Any]]) -> None:
+        """Write rows (and fallbacks for critical ones already dead); save group timers.
+
+        Only a fallback needs its row's id: without one, the rows go in as one executemany
+        (INSERT .. RETURNING in parameter order is a statement per row on SQLite)."""
         if rows:
-            stmt = insert(Notification).returning(Notification.id, sort_by_parameter_order=True)
-            ids = list(self.conn.execute(stmt, rows).scalars())
-            extra = [
-                f
-                for row, row_id in zip(rows, ids, strict=True)
-                if row["status"] == "dead" and (f := self.fallback(row, row_id)) is not None
-            ]
-            if extra:
-                self.conn.execute(insert(Notification), extra)
+            dead = [r for r in rows if r["status"] == "dead" and self.fallback(r, 0) is not None]
+            if not dead:
+                self.conn.execute(insert(Notification), rows)
+            else:
+                stmt = insert(Notification).returning(Notification.id, sort_by_parameter_order=True)
+                ids = list(self.conn.execute(stmt, rows).scalars())
+                extra = [
+                    f
+                    for row, row_id in zip(rows, ids, strict=True)
+                    if row["status"] == "dead" and (f := self.fallback(row, row_id)) is not None
+                ]
+                if extra:
+                    self.conn.execute(insert(Notification), extra)
         self.groups.save()
-        return ids

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, Row, delete, insert, select, update
 
 from engine.auth import audit
 from engine.auth.principal import Principal
@@ -158,7 +158,7 @@ def delete_policy(conn: Connection, actor: Principal, name: str) -> dict[str, An
     return before
 
 
-def ladder_for(alert: Alert, directory: Directory) -> list[dict[str, Any]]:
+def ladder_for(alert: Alert | Row[Any], directory: Directory) -> list[dict[str, Any]]:
     """The rule's `escalate` clauses as levels (same delay → one level), else the team's policy."""
     if alert.escalate:
         by_delay: dict[float, list[str]] = defaultdict(list)
