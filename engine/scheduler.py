@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +30,7 @@ ESCALATE_EVERY_S = 5
 REPEAT_EVERY_S = 30
 ROUND_LIMIT = 500
 MAX_ROUNDS = 20  # per run of the delivery job, so the other jobs get their turn
+WAKE_RETRIES_S = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32)
 
 
 class NotifyScheduler:
@@ -92,10 +92,15 @@ class NotifyScheduler:
             if DELIVERY_WAKE.wait(self.poll_s):
                 DELIVERY_WAKE.clear()
                 round_ = self._job("deliver", self.deliver)
-                if round_ is not None and round_.claimed == 0:
-                    # The wake comes just before the batch's commit: look again in a moment.
-                    time.sleep(0.02)
-                    self._job("deliver", self.deliver)
+                # The wake comes just before the batch's commit (SQLAlchemy has no event after
+                # it): on PostgreSQL the rows may not be visible yet, so look again a few times,
+                # sooner if another batch wakes us. The 1 s job catches anything later still.
+                for pause in WAKE_RETRIES_S:
+                    if stop.is_set() or round_ is None or round_.claimed:
+                        break
+                    if DELIVERY_WAKE.wait(pause):
+                        DELIVERY_WAKE.clear()
+                    round_ = self._job("deliver", self.deliver)
         self.deliverer.close()
 
     def start(self, stop: threading.Event) -> threading.Thread:
