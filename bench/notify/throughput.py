@@ -83,13 +83,16 @@ def _measure(store: str, alerts: int, tmp: Path, db_url: str) -> dict[str, Any]:
             planning[0] += time.perf_counter() - started
 
         worker = Worker(db, settings, hooks=[timed])
+        cpu = time.process_time()
         while worker.step():
             pass
+        step_cpu = time.process_time() - cpu
         with db.read() as conn:
             planned = conn.execute(sa.text("select count(*) from notifications")).scalar_one()
         deliverer = Deliverer(db, settings)
         total = Round()
         started = time.perf_counter()
+        cpu = time.process_time()
         while total.sent + total.dead < planned:
             r = deliverer.deliver_due(500)
             total.sent += r.sent
@@ -97,18 +100,22 @@ def _measure(store: str, alerts: int, tmp: Path, db_url: str) -> dict[str, Any]:
             if r.claimed == 0:
                 time.sleep(0.01)
         delivering = time.perf_counter() - started
+        delivering_cpu = time.process_time() - cpu
         deliverer.close()
         deadline = time.monotonic() + 10
         while len(arrivals(received)) < total.sent and time.monotonic() < deadline:
             time.sleep(0.05)
         return {
+            "receiver_cpu_s": _cpu_of(receiver.pid),
             "store": store,
             "alerts": alerts,
             "planned": int(planned),
             "planning_s": planning[0],
+            "batch_cpu_s": step_cpu,
             "sent": total.sent,
             "dead": total.dead,
             "delivering_s": delivering,
+            "delivering_cpu_s": delivering_cpu,
             "received": len(arrivals(received)),
             "load": round(os.getloadavg()[0], 1),
         }
@@ -118,13 +125,26 @@ def _measure(store: str, alerts: int, tmp: Path, db_url: str) -> dict[str, Any]:
         receiver.wait(timeout=10)
 
 
+def _cpu_of(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def report(r: dict[str, Any]) -> str:
     return (
         f"{r['store']}: {r['alerts']:,} new alerts in one batch (load average {r['load']})\n"
         f"  planned {r['planned']:,} rows in {r['planning_s']:.2f} s "
-        f"({r['planned'] / r['planning_s']:,.0f} rows/s)\n"
+        f"({r['planned'] / r['planning_s']:,.0f} rows/s; the whole batch took "
+        f"{r['batch_cpu_s']:.2f} s of CPU)\n"
         f"  delivered {r['sent']:,} messages in {r['delivering_s']:.2f} s "
-        f"({r['sent'] / r['delivering_s']:,.0f} messages/s); dead {r['dead']}, "
+        f"({r['sent'] / r['delivering_s']:,.0f} messages/s, "
+        f"{r['delivering_cpu_s'] / max(r['sent'], 1) * 1000:.2f} ms of CPU each in this process); "
+        f"the receiver {r['receiver_cpu_s'] / max(r['sent'], 1) * 1000:.2f} ms each; "
+        f"dead {r['dead']}, "
         f"received {r['received']:,}"
     )
 
