@@ -5,8 +5,8 @@
 Starts `klaxon api` and `klaxon worker` as real processes on a fresh store, then measures:
   1. batch-100: sustained alerts/s, 100 alerts a request, 8 concurrent clients, counted from
      the first request until the worker has stored every alert;
-  2. batch-1: one alert a request, driven by wrk (Debian package) when present, else by an
-     asyncio client (which tops out near a few hundred requests/s on its own);
+  2. batch-1: one alert a request, driven by wrk (Debian package) when present, else by a
+     minimal asyncio HTTP/1.1 client (16 keep-alive connections, a few µs a request);
   3. latency at 10,000 alerts/min: one alert a request, paced, and the time from each POST to
      the moment the alert is visible in GET /api/v1/alerts (p50/p99).
 """
@@ -88,33 +88,55 @@ def _drain(r: Running, want: int, timeout: float = 600) -> float:
     raise TimeoutError(f"only {alerts} of {want} alerts after {timeout} s")
 
 
+class _Conn:
+    """One keep-alive HTTP/1.1 connection that POSTs JSON: a few µs of client CPU a request,
+    where httpx spends about a millisecond (on 2 cores the client competes with the server)."""
+
+    def __init__(self, url: str, key: str) -> None:
+        host, _, port = url.removeprefix("http://").partition(":")
+        self.host, self.port = host, int(port or 80)
+        self.head = (
+            "POST /api/v1/events HTTP/1.1\r\n"
+            f"Host: {host}\r\nAuthorization: Bearer {key}\r\n"
+            "Content-Type: application/json\r\nContent-Length: "
+        ).encode()
+        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def post(self, body: bytes) -> None:
+        if self.streams is None:
+            self.streams = await asyncio.open_connection(self.host, self.port)
+        reader, writer = self.streams
+        writer.write(self.head + str(len(body)).encode() + b"\r\n\r\n" + body)
+        status = await reader.readline()
+        length = 0
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        answer = await reader.readexactly(length)
+        if not status.split()[1].startswith(b"2"):
+            raise RuntimeError(f"{status.decode().strip()}: {answer[:200]!r}")
+
+
 async def _post_batches(
     r: Running, seconds: float, batch: int, concurrency: int
 ) -> tuple[int, float, float]:
-    """Post for `seconds`; returns (alerts accepted, start, end)."""
+    """Post for `seconds` from `concurrency` connections; returns (alerts accepted, start, end)."""
     sent = 0
     stop_at = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(
-        base_url=r.url, headers={"Authorization": f"Bearer {r.key}"}, limits=limits, timeout=60
-    ) as c:
 
-        async def client(n: int) -> None:
-            nonlocal sent
-            i = 0
-            while time.monotonic() < stop_at:
-                body = [_alert(f"b{batch}-{n}-{i}-{j}") for j in range(batch)]
-                resp = await c.post(
-                    "/api/v1/events",
-                    content=json.dumps(body),
-                    headers={"content-type": "application/json"},
-                )
-                resp.raise_for_status()
-                sent += batch
-                i += 1
+    async def client(n: int) -> None:
+        nonlocal sent
+        conn = _Conn(r.url, r.key)
+        i = 0
+        while time.monotonic() < stop_at:
+            body = [_alert(f"b{batch}-{n}-{i}-{j}") for j in range(batch)]
+            await conn.post(json.dumps(body).encode())
+            sent += batch
+            i += 1
 
-        start = time.monotonic()
-        await asyncio.gather(*(client(n) for n in range(concurrency)))
+    start = time.monotonic()
+    await asyncio.gather(*(client(n) for n in range(concurrency)))
     return sent, start, time.monotonic()
 
 
@@ -149,37 +171,7 @@ def _wrk_batch1(r: Running, seconds: int) -> tuple[int, float, float] | None:
     return int(requests) - int(errors), start, end
 
 
-class _Conn:
-    """One keep-alive HTTP/1.1 connection that POSTs JSON: a few µs of client CPU a request,
-    where httpx spends about a millisecond (on 2 cores the client competes with the server)."""
-
-    def __init__(self, url: str, key: str) -> None:
-        host, _, port = url.removeprefix("http://").partition(":")
-        self.host, self.port = host, int(port or 80)
-        self.head = (
-            "POST /api/v1/events HTTP/1.1\r\n"
-            f"Host: {host}\r\nAuthorization: Bearer {key}\r\n"
-            "Content-Type: application/json\r\nContent-Length: "
-        ).encode()
-        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-
-    async def post(self, body: bytes) -> None:
-        if self.streams is None:
-            self.streams = await asyncio.open_connection(self.host, self.port)
-        reader, writer = self.streams
-        writer.write(self.head + str(len(body)).encode() + b"\r\n\r\n" + body)
-        status = await reader.readline()
-        length = 0
-        while (line := await reader.readline()) not in (b"\r\n", b""):
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        answer = await reader.readexactly(length)
-        if not status.split()[1].startswith(b"2"):
-            raise RuntimeError(f"{status.decode().strip()}: {answer[:200]!r}")
-
-
-async def _latency(r: Running, per_minute: int, seconds: float) -> list[float]:
+async def _latency(r: Running, per_minute: int, seconds: float) -> tuple[list[float], list[float]]:
     """POST one alert a request, paced; measure POST → visible in the alert list.
 
     Open loop: each alert is posted at its time whether or not earlier requests have been
@@ -192,6 +184,7 @@ async def _latency(r: Running, per_minute: int, seconds: float) -> list[float]:
     sent: dict[str, float] = {}
     sent_at: dict[str, datetime] = {}
     seen: dict[str, float] = {}
+    answered: dict[str, float] = {}
     stop = asyncio.Event()
     idle: asyncio.Queue[_Conn] = asyncio.Queue()
     for _ in range(32):
@@ -207,6 +200,7 @@ async def _latency(r: Running, per_minute: int, seconds: float) -> list[float]:
             sent[fp] = time.monotonic()
             try:
                 await conn.post(body)
+                answered[fp] = time.monotonic()
             finally:
                 idle.put_nowait(conn)
 
@@ -244,11 +238,14 @@ async def _latency(r: Running, per_minute: int, seconds: float) -> list[float]:
                     if not cursor:
                         break
                 await asyncio.sleep(0.02)
-                if stop.is_set() and time.monotonic() - sent[max(sent, key=sent.get)] > 30:
+                if stop.is_set() and time.monotonic() - max(sent.values()) > 30:
                     break
 
         await asyncio.gather(sender(), watcher())
-    return sorted(seen[fp] - sent[fp] for fp in seen)
+    return (
+        sorted(seen[fp] - sent[fp] for fp in seen),
+        sorted(answered[fp] - sent[fp] for fp in answered),
+    )
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -270,7 +267,7 @@ def _batch1(store: str, seconds: float) -> None:
         result = _wrk_batch1(r, int(seconds))
         if result is None:
             result = asyncio.run(_post_batches(r, seconds, 1, 16))
-            tool = "asyncio client"
+            tool = "raw asyncio client, 16 connections"
         else:
             tool = "wrk -t2 -c16"
         n, start, end = result
@@ -283,10 +280,11 @@ def _batch1(store: str, seconds: float) -> None:
 
 def _latency_run(store: str, seconds: float, per_minute: int) -> None:
     with running(store) as r:
-        lat = asyncio.run(_latency(r, per_minute, seconds))
+        lat, answer = asyncio.run(_latency(r, per_minute, seconds))
         print(
             f"[{store}] latency at {per_minute:,} alerts/min over {seconds:.0f} s ({len(lat)} alerts): "
-            f"p50 {1000 * statistics.median(lat):.0f} ms, p99 {1000 * _pct(lat, 0.99):.0f} ms, max {1000 * lat[-1]:.0f} ms"
+            f"p50 {1000 * statistics.median(lat):.0f} ms, p99 {1000 * _pct(lat, 0.99):.0f} ms, max {1000 * lat[-1]:.0f} ms "
+            f"(the POST's own answer: p50 {1000 * statistics.median(answer):.0f} ms, p99 {1000 * _pct(answer, 0.99):.0f} ms)"
         )
 
 
