@@ -115,6 +115,7 @@ def make_store(folder: Path) -> Database:
 def write_snapshot(db: Database, data_dir: Path, n_alerts: int, n_events: int) -> dict[str, Any]:
     """Generated tables written straight as snapshot partitions, then a manifest naming them."""
     snap = Snapshots(db, data_dir)
+    snap.targets = DEFAULT_TARGETS  # what the store holds: rollups count breaches of these
     started = time.perf_counter()
     tables = {"alerts": TableState(), "notifications": TableState(), "events": TableState()}
     next_notification = 1
@@ -144,6 +145,7 @@ def write_snapshot(db: Database, data_dir: Path, n_alerts: int, n_events: int) -
         state.hi_id = max((part.max_id for part in state.parts.values()), default=0)
         del name
     manifest = Manifest(1, "2100-01-01T00:00:00+00:00", pl.__version__, tables)
+    manifest.sla_targets = DEFAULT_TARGETS
     snap.root.mkdir(parents=True, exist_ok=True)
     snap.manifest_path.write_bytes(manifest.to_json())
     size = sum(p.stat().st_size for p in snap.root.rglob("*.parquet"))
@@ -164,7 +166,13 @@ def generated(folder: Path, n_alerts: int, n_events: int) -> tuple[Database, dic
         snap = Snapshots(db, folder / "data")
         manifest = snap.manifest()
         if manifest is not None:
-            if snap.add_rollups(manifest.tables["alerts"]):  # written before rollups existed
+            alerts = manifest.tables["alerts"]
+            if manifest.sla_targets != DEFAULT_TARGETS:  # written before rollups had them
+                for part in alerts.parts.values():
+                    part.rollup = False
+                manifest.sla_targets = DEFAULT_TARGETS
+            snap.targets = DEFAULT_TARGETS
+            if snap.add_rollups(alerts):  # written before rollups existed
                 snap.manifest_path.write_bytes(manifest.to_json())
             return db, dict(json.loads(done.read_text()))
         db.dispose()

@@ -8,11 +8,11 @@ from typing import Any
 
 import polars as pl
 
-from engine.analytics import rollup
+from engine.analytics import metrics, rollup
 from engine.analytics.delivery import delivery
 from engine.analytics.filters import Filters
 from engine.analytics.frames import record, records, share
-from engine.analytics.metrics import COLUMNS, EXACT_MAX, stats_sql
+from engine.analytics.metrics import COLUMNS, stats_sql
 from engine.analytics.rollup import AUTO, FALSE_POSITIVE
 from engine.analytics.sla import sla
 from engine.analytics.warehouse import Warehouse
@@ -112,7 +112,7 @@ def _quantiles(wh: Warehouse, filters: Filters, alerts: int) -> dict[str, Any]:
     """Median and p90 of each metric: exact up to EXACT_MAX alerts, within 1% past it."""
     keys = [f"{metric}_{k}" for metric in COLUMNS for k in ("median", "p90")]
     hist = rollup.hist_rows(filters)
-    if alerts <= EXACT_MAX or hist is None:
+    if alerts <= metrics.EXACT_MAX or hist is None:
         where, params = filters.where()
         items = ", ".join(
             f"quantile_cont({col}, [0.5, 0.9]) AS {metric}_q" for metric, col in COLUMNS.items()

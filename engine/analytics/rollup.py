@@ -43,8 +43,10 @@ ZERO_BIN = -(2**31)
 METRICS = {"tta": "tta_s", "ttr": "ttr_s", "ttd": "ttd_s"}
 ROLLUP_DIMS = tuple(d for d in DIMENSIONS if d != "severity")  # team, service, source, rule
 
+Targets = dict[str, dict[str, int | None]]
+
 # The rollup's measures, as aggregates over alerts rows.
-MEASURES = (
+BASE_MEASURES = (
     "count(*) AS alerts",
     "coalesce(sum(occurrences), 0)::BIGINT AS occurrences",
     "count(*) FILTER (is_open) AS open",
@@ -61,7 +63,42 @@ MEASURES = (
         )
     ),
 )
-MEASURE_NAMES = tuple(m.rsplit(" AS ", 1)[1] for m in MEASURES)
+SLA_NAMES = ("sla_alerts", "ack_breaches", "resolve_breaches")
+
+
+def target_case(targets: Targets, key: str) -> str:
+    """A severity's target (seconds) as SQL; NULL (no breach) where there is none."""
+    whens = " ".join(
+        f"WHEN '{s}' THEN {t[key] if t.get(key) is not None else 'NULL'}"
+        for s, t in targets.items()
+    )
+    return f"CASE severity {whens} ELSE NULL END"
+
+
+def sla_measures(targets: Targets | None) -> tuple[str, ...]:
+    """SLA counts for the targets the rollups were written with (engine/analytics/sla.py):
+    alerts not muted, and breaches of resolved ones (open ones depend on `now`: alerts_open)."""
+    if targets is None:
+        return tuple(f"0::BIGINT AS {n}" for n in SLA_NAMES)
+    known = f"NOT is_muted AND severity IN ({', '.join(repr(s) for s in targets)})"
+    closed = f"{known} AND resolved_at IS NOT NULL"
+    to_ack = "date_diff('microsecond', created_at, coalesce(acknowledged_at, resolved_at)) / 1e6"
+    to_resolve = "date_diff('microsecond', created_at, resolved_at) / 1e6"
+    return (
+        f"count(*) FILTER ({known}) AS sla_alerts",
+        f"count(*) FILTER ({closed} AND {to_ack} > {target_case(targets, 'ack_s')}) "
+        "AS ack_breaches",
+        f"count(*) FILTER ({closed} AND {to_resolve} > {target_case(targets, 'resolve_s')}) "
+        "AS resolve_breaches",
+    )
+
+
+def measures(targets: Targets | None) -> tuple[str, ...]:
+    return BASE_MEASURES + sla_measures(targets)
+
+
+MEASURE_NAMES = tuple(m.rsplit(" AS ", 1)[1] for m in BASE_MEASURES) + SLA_NAMES
+OPEN_COLUMNS = ("created_at", "acknowledged_at", "severity", "team", "service", "source", "rule")
 
 BIN_SQL = f"CASE WHEN x <= 0 THEN {ZERO_BIN} ELSE ceil(ln(x) / {math.log(GAMMA)!r})::INTEGER END"
 _HIST_SOURCE = " UNION ALL ".join(
@@ -76,6 +113,16 @@ DAILY_SCHEMA: dict[str, pl.DataType] = {
     "dim": pl.String(),
     "value": pl.String(),
     **dict.fromkeys(MEASURE_NAMES, pl.Int64()),
+}
+OPEN_SCHEMA: dict[str, pl.DataType] = {
+    "created_at": pl.Datetime("us"),
+    "acknowledged_at": pl.Datetime("us"),
+    "severity": pl.String(),
+    "team": pl.String(),
+    "service": pl.String(),
+    "source": pl.String(),
+    "rule": pl.String(),
+    "sign": pl.Int64(),
 }
 HIST_SCHEMA: dict[str, pl.DataType] = {
     "day": pl.Datetime("us"),
@@ -100,16 +147,20 @@ def _dim_case() -> tuple[str, str]:
     return f"{dim} ELSE '' END", f"{value} END"
 
 
-def rollups(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(daily, hist) rollups of alerts rows."""
+Rollups = tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]
+
+
+def rollups(frame: pl.DataFrame, targets: Targets | None) -> Rollups:
+    """(daily, hist, open) rollups of alerts rows; `open`: the unresolved, unmuted rows."""
     con = duckdb.connect(config={"preserve_insertion_order": False})
+    con.execute("SET enable_progress_bar = false")
     try:
         con.register("a", frame)
         dim, value = _dim_case()
         daily = con.sql(
             f"""
             SELECT date_trunc('day', created_at) AS day, severity, {dim} AS dim,
-                   {value} AS value, {", ".join(MEASURES)}
+                   {value} AS value, {", ".join(measures(targets))}
             FROM a GROUP BY GROUPING SETS ({_sets()})
             """
         ).pl()
@@ -122,21 +173,25 @@ def rollups(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         ).pl()
     finally:
         con.close()
+    unresolved = frame.filter(pl.col("resolved_at").is_null() & ~pl.col("is_muted"))
+    open_rows = unresolved.select(*OPEN_COLUMNS, sign=pl.lit(1, dtype=pl.Int64))
     return (
         daily.cast(DAILY_SCHEMA).select(list(DAILY_SCHEMA)),
         hist.cast(HIST_SCHEMA).select(list(HIST_SCHEMA)),
+        open_rows.cast(pl.Schema(OPEN_SCHEMA)).select(list(OPEN_SCHEMA)),
     )
 
 
-def difference(added: pl.DataFrame, removed: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+def difference(added: pl.DataFrame, removed: pl.DataFrame, targets: Targets | None) -> Rollups:
     """Rollups of `added` minus those of `removed` (the rows `added` replaces)."""
-    da, ha = rollups(added)
+    da, ha, oa = rollups(added, targets)
     if removed.height == 0:
-        return da, ha
-    dr, hr = rollups(removed)
+        return da, ha, oa
+    dr, hr, orr = rollups(removed, targets)
     dr = dr.with_columns([-pl.col(c) for c in MEASURE_NAMES])
     hr = hr.with_columns(-pl.col("n"))
-    return pl.concat([da, dr]), pl.concat([ha, hr])
+    orr = orr.with_columns(-pl.col("sign"))
+    return pl.concat([da, dr]), pl.concat([ha, hr]), pl.concat([oa, orr])
 
 
 # ---------------------------------------------------------------- reading (at query time)
@@ -174,7 +229,9 @@ def _edges(filters: Filters, select: str) -> str:
     )
 
 
-def daily_rows(filters: Filters, by: str | None = None) -> tuple[str, dict[str, Any]] | None:
+def daily_rows(
+    filters: Filters, by: str | None = None, targets: Targets | None = None
+) -> tuple[str, dict[str, Any]] | None:
     """SQL for rollup rows (day, severity, value, measures…) covering the filters exactly.
 
     `value` is the alert's value of `by` (or of the one filtered dimension), else NULL.
@@ -197,7 +254,7 @@ def daily_rows(filters: Filters, by: str | None = None) -> tuple[str, dict[str, 
     value = dim if dim else "NULL::VARCHAR"
     edge = (
         f"SELECT date_trunc('day', created_at) AS day, severity, {value} AS value, "
-        f"{', '.join(MEASURES)} FROM alerts WHERE {{where}} GROUP BY ALL"
+        f"{', '.join(measures(targets))} FROM alerts WHERE {{where}} GROUP BY ALL"
     )
     sql = (
         f"SELECT day, severity, value, {', '.join(MEASURE_NAMES)} FROM alerts_daily "

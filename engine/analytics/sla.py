@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 from sqlalchemy import Connection, insert, select, update
 
+from engine.analytics import rollup
 from engine.analytics.errors import AnalyticsQueryError
 from engine.analytics.filters import SEVERITIES, Filters, dimension, naive
 from engine.analytics.frames import records, share
@@ -122,8 +123,12 @@ def sla(
     )
     params["now"] = naive(now or datetime.now(UTC))
     group = ["severity"] + ([by] if by and by != "severity" else [])
-    frame = wh.frame(
-        f"""
+    rolled = _rolled_up(wh, filters, goals, by, params["now"])
+    frame = (
+        rolled
+        if rolled is not None
+        else wh.frame(
+            f"""
         WITH measured AS (
             SELECT a.*, t.ack_target_s, t.resolve_target_s,
                    date_diff('microsecond', created_at,
@@ -139,8 +144,9 @@ def sla(
                count(*) FILTER (to_resolve_s > resolve_target_s) AS resolve_breaches
         FROM measured GROUP BY {", ".join(group)}
         """,
-        params,
-        targets=frame_targets,
+            params,
+            targets=frame_targets,
+        )
     )
     rank = {s: i for i, s in enumerate(reversed(SEVERITIES))}
     rows = sorted(
@@ -163,6 +169,73 @@ def sla(
         out["by"] = by
         out["groups"] = rows
     return out
+
+
+def _rolled_up(
+    wh: Warehouse,
+    filters: Filters,
+    goals: dict[str, dict[str, int | None]],
+    by: str | None,
+    now: datetime,
+) -> pl.DataFrame | None:
+    """The breach counts from the rollups (written for these targets), or None.
+
+    Resolved alerts' breaches are counted in the daily rollups; unresolved ones depend on
+    `now` and are measured here from `alerts_open`, the unresolved unmuted rows of each file.
+    """
+    targets = {s: goals[s] for s in SEVERITIES}
+    rows = rollup.daily_rows(filters, by, targets)
+    if rows is None or wh.sla_targets() != targets:
+        return None
+    sql, params = rows
+    other = by if by and by != "severity" else None
+    value = ", value AS by_value" if other else ""
+    closed = wh.frame(
+        f"""
+        SELECT severity{value}, sum(sla_alerts) AS alerts, sum(ack_breaches) AS ack_breaches,
+               sum(resolve_breaches) AS resolve_breaches
+        FROM ({sql}) GROUP BY ALL
+        """,
+        params,
+    )
+    where, oparams = filters.where()
+    to_ack = "date_diff('microsecond', created_at, coalesce(acknowledged_at, $now)) / 1e6"
+    to_resolve = "date_diff('microsecond', created_at, $now) / 1e6"
+    known = ", ".join(repr(s) for s in SEVERITIES)
+    opened = wh.frame(
+        f"""
+        SELECT severity{f", {other} AS by_value" if other else ""}, 0 AS alerts,
+               coalesce(sum(sign) FILTER ({to_ack} > {rollup.target_case(targets, "ack_s")}), 0)
+                   AS ack_breaches,
+               coalesce(sum(sign) FILTER (
+                   {to_resolve} > {rollup.target_case(targets, "resolve_s")}), 0)
+                   AS resolve_breaches
+        FROM alerts_open WHERE {where} AND severity IN ({known}) GROUP BY ALL
+        """,
+        oparams | {"now": now},
+        fresh=False,
+    )
+    keys = ["severity"] + (["by_value"] if other else [])
+    both = pl.concat([closed, opened.cast(closed.schema)])
+    summed = (
+        both.group_by(keys, maintain_order=True)
+        .agg(pl.col("alerts", "ack_breaches", "resolve_breaches").sum())
+        .filter(pl.col("alerts") > 0)
+    )
+    summed = summed.with_columns(
+        ack_target_s=pl.col("severity").replace_strict(
+            {s: targets[s]["ack_s"] for s in SEVERITIES}, return_dtype=pl.Int64
+        ),
+        resolve_target_s=pl.col("severity").replace_strict(
+            {s: targets[s]["resolve_s"] for s in SEVERITIES}, return_dtype=pl.Int64
+        ),
+    )
+    if other:
+        summed = summed.rename({"by_value": other})
+    group = ["severity"] + ([other] if other else [])
+    return summed.select(
+        *group, "ack_target_s", "resolve_target_s", "alerts", "ack_breaches", "resolve_breaches"
+    )
 
 
 def _rates(row: dict[str, Any]) -> dict[str, Any]:

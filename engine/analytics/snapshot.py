@@ -36,7 +36,7 @@ from sqlalchemy import Connection
 from engine.analytics import models as _models  # noqa: F401 - the index refreshes use
 from engine.analytics.errors import AnalyticsError
 from engine.analytics.reader import read_where, scalar
-from engine.analytics.rollup import difference, rollups
+from engine.analytics.rollup import Rollups, Targets, difference, rollups
 from engine.analytics.tables import TABLES, TableSpec
 from engine.store.db import Database
 
@@ -95,7 +95,10 @@ def sidecar(file: str, kind: str) -> str:
 
 
 def _sidecars(file: str, present: bool) -> list[str]:
-    return [sidecar(file, k) for k in ("daily", "hist")] if present else []
+    return [sidecar(file, k) for k in SIDECARS] if present else []
+
+
+SIDECARS = ("daily", "hist", "open")
 
 
 @dataclass
@@ -106,6 +109,7 @@ class Manifest:
     tables: dict[str, TableState]
     format: int = FORMAT
     retired: dict[str, float] = field(default_factory=dict)  # file → when it stopped being used
+    sla_targets: Targets | None = None  # the SLA targets the alerts rollups count breaches of
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
@@ -143,6 +147,7 @@ class Snapshots:
         self.db = db
         self.root = Path(data_dir) / "analytics" / store_key(db.url)
         self._thread_lock = threading.Lock()
+        self.targets: Targets | None = None  # SLA targets for the rollups (read at refresh)
 
     # ---------------------------------------------------------------- reading the manifest
 
@@ -231,11 +236,14 @@ class Snapshots:
         tables: dict[str, TableState] = {}
         try:
             with self.db.read() as conn:
+                self.targets = _store_targets(conn)
                 for spec in TABLES.values():
                     state = old.tables.get(spec.name) if old else None
                     if state is None:
                         state = self._build(conn, spec, generation, started)
                     else:
+                        if spec.name in ROLLED_UP and old and old.sla_targets != self.targets:
+                            state = _without_rollups(state)  # counted against other targets
                         state = self._update(conn, spec, state, generation, started)
                     if compact or (compact is None and state.delta_rows >= COMPACT_ROWS):
                         state = self._compact(spec, state, generation)
@@ -247,6 +255,7 @@ class Snapshots:
                 f"cannot write the analytics snapshot under {self.root}: {err}"
             ) from err
         manifest = Manifest(generation, started.isoformat(), pl.__version__, tables)
+        manifest.sla_targets = self.targets
         manifest.retired = self._retire(old, manifest) if old else self._orphans(manifest)
         tmp = self.manifest_path.with_suffix(".tmp")
         tmp.write_bytes(manifest.to_json())
@@ -418,13 +427,13 @@ class Snapshots:
         self._write(frame, self.path(name))
         part = Part(name, frame.height, int(frame["id"].max() or 0))  # type: ignore[arg-type]
         if spec.name in ROLLED_UP:
-            self._write_rollups(name, *rollups(frame))
+            self._write_rollups(name, rollups(frame, self.targets))
             part.rollup = True
         return part
 
-    def _write_rollups(self, file: str, daily: pl.DataFrame, hist: pl.DataFrame) -> None:
-        self._write(daily, self.path(sidecar(file, "daily")))
-        self._write(hist, self.path(sidecar(file, "hist")))
+    def _write_rollups(self, file: str, frames: Rollups) -> None:
+        for kind, frame in zip(SIDECARS, frames, strict=True):
+            self._write(frame, self.path(sidecar(file, kind)))
 
     def _write_delta_rollup(self, state: TableState, delta: pl.DataFrame) -> None:
         """The delta's rollups: its rows, minus the partition rows it stands in for."""
@@ -435,7 +444,7 @@ class Snapshots:
             if touched
             else delta.clear()
         )
-        self._write_rollups(state.delta, *difference(delta, removed))
+        self._write_rollups(state.delta, difference(delta, removed, self.targets))
         state.delta_rollup = True
 
     def add_rollups(self, state: TableState) -> bool:
@@ -443,7 +452,8 @@ class Snapshots:
         added = False
         for part in state.parts.values():
             if not part.rollup:
-                self._write_rollups(part.file, *rollups(pl.read_parquet(self.path(part.file))))
+                frame = pl.read_parquet(self.path(part.file))
+                self._write_rollups(part.file, rollups(frame, self.targets))
                 part.rollup = added = True
         if state.delta and not state.delta_rollup:
             self._write_delta_rollup(state, pl.read_parquet(self.path(state.delta)))
@@ -496,3 +506,15 @@ class Snapshots:
         """Forget the snapshot and read every table again (after deletions in the store)."""
         with self._thread_lock, self._locked(True):
             return self._refresh(compact=False, rebuild=True)
+
+
+def _store_targets(conn: Connection) -> Targets:
+    from engine.analytics.sla import targets  # sla builds on the warehouse, which builds on this
+
+    return targets(conn)
+
+
+def _without_rollups(state: TableState) -> TableState:
+    """A copy of `state` whose files are to get their rollups again."""
+    parts = {n: Part(p.file, p.rows, p.max_id) for n, p in state.parts.items()}
+    return TableState(**{**asdict(state), "parts": parts, "delta_rollup": False})

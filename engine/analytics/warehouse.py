@@ -18,7 +18,7 @@ import duckdb
 import polars as pl
 
 from engine.analytics.errors import AnalyticsError
-from engine.analytics.rollup import DAILY_SCHEMA, HIST_SCHEMA
+from engine.analytics.rollup import DAILY_SCHEMA, HIST_SCHEMA, OPEN_SCHEMA, Targets
 from engine.analytics.snapshot import Manifest, Snapshots, TableState, sidecar
 from engine.analytics.tables import TABLES, TableSpec
 from engine.store.db import Database
@@ -38,14 +38,21 @@ class Warehouse:
     """Queries over one store's snapshots."""
 
     def __init__(
-        self, db: Database, data_dir: Path, *, max_age_s: float = DEFAULT_MAX_AGE_S
+        self,
+        db: Database,
+        data_dir: Path,
+        *,
+        max_age_s: float = DEFAULT_MAX_AGE_S,
+        use_rollups: bool = True,
     ) -> None:
         self.db = db
         self.snapshots = Snapshots(db, data_dir)
         self.max_age_s = max_age_s
+        self.use_rollups = use_rollups  # False: every question by the exact query (tests)
         self._con = duckdb.connect(config={"preserve_insertion_order": False})
         self._bound: int | None = None
         self._rolled_up = False
+        self._sla_targets: Targets | None = None
         self._lock = threading.Lock()
 
     # ---------------------------------------------------------------- freshness
@@ -100,7 +107,9 @@ class Warehouse:
                 )
             alerts = manifest.tables.get("alerts") or TableState()
             self._rolled_up = alerts.rolled_up
-            for kind, schema in (("daily", DAILY_SCHEMA), ("hist", HIST_SCHEMA)):
+            self._sla_targets = manifest.sla_targets
+            kinds = (("daily", DAILY_SCHEMA), ("hist", HIST_SCHEMA), ("open", OPEN_SCHEMA))
+            for kind, schema in kinds:
                 self._con.execute(
                     f"CREATE OR REPLACE VIEW alerts_{kind} AS "
                     f"{self._rollup_sql(alerts, kind, schema)}"
@@ -121,8 +130,14 @@ class Warehouse:
 
     def rolled_up(self) -> bool:
         """Whether the rollup views (alerts_daily, alerts_hist) answer for the whole table."""
+        if not self.use_rollups:
+            return False
         self._bind(self.ensure_fresh())
         return self._rolled_up
+
+    def sla_targets(self) -> Targets | None:
+        """The SLA targets the rollups count breaches of (None: no rollups)."""
+        return self._sla_targets if self.rolled_up() else None
 
     # ---------------------------------------------------------------- queries
 
