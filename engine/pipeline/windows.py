@@ -364,14 +364,25 @@ def _rolled(
         if r.rule_id in pick:
             kinds = tuple(sorted({_agg_name(a) for a in pick[r.rule_id]}))
             units.setdefault((r.width, kinds), []).append(r.rule_id)
+    order = sorted(units.items())
+    # Each frame split by unit in one pass (rows keep their order), not filtered per unit.
+    unit_of = {rid: i for i, (_, ids) in enumerate(order) for rid in ids}
+
+    def split(frame: pl.DataFrame) -> dict[int, pl.DataFrame]:
+        parts = frame.with_columns(
+            __unit=pl.col("rule").replace_strict(unit_of, default=None, return_dtype=pl.Int64)
+        ).partition_by("__unit", maintain_order=True, include_key=False, as_dict=True)
+        return {int(k[0]): v for k, v in parts.items() if k[0] is not None}
+
+    data_of, points_of = split(data), split(points)
     outs = []
-    for (width, _), ids in sorted(units.items()):
-        pts = points.filter(pl.col("rule").is_in(ids))
-        if pts.height == 0:
+    for i, ((width, _), ids) in enumerate(order):
+        pts = points_of.get(i)
+        if pts is None or pts.height == 0:
             continue
         frame = pl.concat(
             [
-                data.filter(pl.col("rule").is_in(ids)).select(
+                data_of.get(i, data.clear()).select(
                     "h",
                     "rule",
                     "ts",
