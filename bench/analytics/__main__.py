@@ -172,7 +172,8 @@ def generated(folder: Path, n_alerts: int, n_events: int) -> tuple[Database, dic
                     part.rollup = False
                 manifest.sla_targets = DEFAULT_TARGETS
             snap.targets = DEFAULT_TARGETS
-            if snap.add_rollups(alerts):  # written before rollups existed
+            added = [snap.add_rollups(manifest.tables[t]) for t in ("alerts", "notifications")]
+            if any(added):  # written before rollups existed
                 snap.manifest_path.write_bytes(manifest.to_json())
             return db, dict(json.loads(done.read_text()))
         db.dispose()

@@ -147,7 +147,7 @@ def _dim_case() -> tuple[str, str]:
     return f"{dim} ELSE '' END", f"{value} END"
 
 
-Rollups = tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]
+Rollups = tuple[pl.DataFrame, ...]
 
 
 def rollups(frame: pl.DataFrame, targets: Targets | None) -> Rollups:
@@ -182,16 +182,79 @@ def rollups(frame: pl.DataFrame, targets: Targets | None) -> Rollups:
     )
 
 
-def difference(added: pl.DataFrame, removed: pl.DataFrame, targets: Targets | None) -> Rollups:
+NOTE_MEASURES = (
+    "count(*) AS notifications",
+    "coalesce(sum(attempts), 0)::BIGINT AS attempts",
+    "count(latency_s) FILTER (status = 'sent') AS lat_n",
+    "coalesce(sum(round(latency_s * 1e6)::BIGINT) FILTER (status = 'sent'), 0)::BIGINT AS lat_us",
+)
+NOTE_NAMES = tuple(m.rsplit(" AS ", 1)[1] for m in NOTE_MEASURES)
+NOTE_DAILY_SCHEMA: dict[str, pl.DataType] = {
+    "day": pl.Datetime("us"),
+    "channel": pl.String(),
+    "status": pl.String(),
+    **dict.fromkeys(NOTE_NAMES, pl.Int64()),
+}
+NOTE_HIST_SCHEMA: dict[str, pl.DataType] = {
+    "day": pl.Datetime("us"),
+    "channel": pl.String(),
+    "bin": pl.Int32(),
+    "n": pl.Int64(),
+}
+_NOTE_HIST = (
+    f"SELECT date_trunc('day', created_at) AS day, channel, {BIN_SQL} AS bin, count(*) AS n "
+    "FROM (SELECT created_at, channel, latency_s AS x FROM {table} "
+    "WHERE status = 'sent' AND latency_s IS NOT NULL AND {where}) GROUP BY ALL"
+)
+
+
+def notification_rollups(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(daily, hist) rollups of notifications rows: per (day, channel, status), and the
+    latency histogram of sent ones per (day, channel)."""
+    con = duckdb.connect(config={"preserve_insertion_order": False})
+    con.execute("SET enable_progress_bar = false")
+    try:
+        con.register("n", frame)
+        daily = con.sql(
+            f"SELECT date_trunc('day', created_at) AS day, channel, status, "
+            f"{', '.join(NOTE_MEASURES)} FROM n GROUP BY ALL"
+        ).pl()
+        hist = con.sql(_NOTE_HIST.format(table="n", where="TRUE")).pl()
+    finally:
+        con.close()
+    return (
+        daily.cast(pl.Schema(NOTE_DAILY_SCHEMA)).select(list(NOTE_DAILY_SCHEMA)),
+        hist.cast(pl.Schema(NOTE_HIST_SCHEMA)).select(list(NOTE_HIST_SCHEMA)),
+    )
+
+
+SIDECARS = {"alerts": ("daily", "hist", "open"), "notifications": ("daily", "hist")}
+SCHEMAS = {
+    "alerts": (DAILY_SCHEMA, HIST_SCHEMA, OPEN_SCHEMA),
+    "notifications": (NOTE_DAILY_SCHEMA, NOTE_HIST_SCHEMA),
+}
+_SIGNED = {"alerts": (MEASURE_NAMES, ("n",), ("sign",)), "notifications": (NOTE_NAMES, ("n",))}
+
+
+def table_rollups(table: str, frame: pl.DataFrame, targets: Targets | None) -> Rollups:
+    """The sidecars of a file of `table` (see SIDECARS)."""
+    if table == "alerts":
+        return rollups(frame, targets)
+    return notification_rollups(frame)
+
+
+def difference(
+    table: str, added: pl.DataFrame, removed: pl.DataFrame, targets: Targets | None
+) -> Rollups:
     """Rollups of `added` minus those of `removed` (the rows `added` replaces)."""
-    da, ha, oa = rollups(added, targets)
+    plus = table_rollups(table, added, targets)
     if removed.height == 0:
-        return da, ha, oa
-    dr, hr, orr = rollups(removed, targets)
-    dr = dr.with_columns([-pl.col(c) for c in MEASURE_NAMES])
-    hr = hr.with_columns(-pl.col("n"))
-    orr = orr.with_columns(-pl.col("sign"))
-    return pl.concat([da, dr]), pl.concat([ha, hr]), pl.concat([oa, orr])
+        return plus
+    minus = table_rollups(table, removed, targets)
+    return tuple(
+        pl.concat([p, m.with_columns([-pl.col(c) for c in signed])])
+        for p, m, signed in zip(plus, minus, _SIGNED[table], strict=True)
+    )
 
 
 # ---------------------------------------------------------------- reading (at query time)
@@ -346,3 +409,43 @@ def _index(ends: list[int], rank: int) -> int:
         else:
             lo = mid + 1
     return lo
+
+
+def notification_rows(filters: Filters) -> tuple[str, dict[str, Any]] | None:
+    """SQL for notification rollup rows (day, channel, status, measures…) over the period;
+    None with a dimension filter (those need the alerts) or under a day."""
+    period = _period(filters)
+    if filters.is_narrowed or period is None:
+        return None
+    start, d0, d1, end = period
+    params: dict[str, Any] = {"start": start, "d0": d0, "d1": d1, "end": end}
+    edges = " UNION ALL ".join(
+        f"SELECT date_trunc('day', created_at) AS day, channel, status, "
+        f"{', '.join(NOTE_MEASURES)} FROM notifications "
+        f"WHERE created_at >= ${lo} AND created_at < ${hi} GROUP BY ALL"
+        for lo, hi in (("start", "d0"), ("d1", "end"))
+    )
+    sql = (
+        f"SELECT day, channel, status, {', '.join(NOTE_NAMES)} FROM notifications_daily "
+        f"WHERE day >= $d0 AND day < $d1 UNION ALL {edges}"
+    )
+    return sql, params
+
+
+def notification_hist_rows(filters: Filters) -> tuple[str, dict[str, Any]] | None:
+    period = _period(filters)
+    if filters.is_narrowed or period is None:
+        return None
+    start, d0, d1, end = period
+    params: dict[str, Any] = {"start": start, "d0": d0, "d1": d1, "end": end}
+    edges = " UNION ALL ".join(
+        _NOTE_HIST.format(
+            table="notifications", where=f"created_at >= ${lo} AND created_at < ${hi}"
+        )
+        for lo, hi in (("start", "d0"), ("d1", "end"))
+    )
+    sql = (
+        "SELECT day, channel, bin, n FROM notifications_hist "
+        f"WHERE day >= $d0 AND day < $d1 UNION ALL {edges}"
+    )
+    return sql, params

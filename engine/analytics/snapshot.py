@@ -36,7 +36,7 @@ from sqlalchemy import Connection
 from engine.analytics import models as _models  # noqa: F401 - the index refreshes use
 from engine.analytics.errors import AnalyticsError
 from engine.analytics.reader import read_where, scalar
-from engine.analytics.rollup import Rollups, Targets, difference, rollups
+from engine.analytics.rollup import SIDECARS, Rollups, Targets, difference, table_rollups
 from engine.analytics.tables import TABLES, TableSpec
 from engine.store.db import Database
 
@@ -45,10 +45,8 @@ PART_IDS = 1_000_000  # ids per base partition
 COMPACT_ROWS = 200_000  # fold the delta into the partitions past this many rows
 MARGIN = timedelta(minutes=5)  # re-read changes this far back: a transaction still open then
 SLACK_IDS = 10_000  # re-read this many ids back on append tables, for the same reason
-GRACE_S = 600.0
-ROLLED_UP = {
-    "alerts"
-}  # tables with per-day rollup sidecars (engine/analytics/rollup.py)  # keep replaced files this long for queries that still read them
+GRACE_S = 600.0  # keep replaced files this long for queries that still read them
+ROLLED_UP = set(SIDECARS)  # tables with per-day rollup sidecars (engine/analytics/rollup.py)
 
 
 @dataclass
@@ -95,10 +93,7 @@ def sidecar(file: str, kind: str) -> str:
 
 
 def _sidecars(file: str, present: bool) -> list[str]:
-    return [sidecar(file, k) for k in SIDECARS] if present else []
-
-
-SIDECARS = ("daily", "hist", "open")
+    return [sidecar(file, k) for k in SIDECARS[file.split("/")[0]]] if present else []
 
 
 @dataclass
@@ -242,7 +237,7 @@ class Snapshots:
                     if state is None:
                         state = self._build(conn, spec, generation, started)
                     else:
-                        if spec.name in ROLLED_UP and old and old.sla_targets != self.targets:
+                        if spec.name == "alerts" and old and old.sla_targets != self.targets:
                             state = _without_rollups(state)  # counted against other targets
                         state = self._update(conn, spec, state, generation, started)
                     if compact or (compact is None and state.delta_rows >= COMPACT_ROWS):
@@ -427,12 +422,12 @@ class Snapshots:
         self._write(frame, self.path(name))
         part = Part(name, frame.height, int(frame["id"].max() or 0))  # type: ignore[arg-type]
         if spec.name in ROLLED_UP:
-            self._write_rollups(name, rollups(frame, self.targets))
+            self._write_rollups(name, table_rollups(spec.name, frame, self.targets))
             part.rollup = True
         return part
 
     def _write_rollups(self, file: str, frames: Rollups) -> None:
-        for kind, frame in zip(SIDECARS, frames, strict=True):
+        for kind, frame in zip(SIDECARS[file.split("/")[0]], frames, strict=True):
             self._write(frame, self.path(sidecar(file, kind)))
 
     def _write_delta_rollup(self, state: TableState, delta: pl.DataFrame) -> None:
@@ -444,7 +439,8 @@ class Snapshots:
             if touched
             else delta.clear()
         )
-        self._write_rollups(state.delta, difference(delta, removed, self.targets))
+        table = state.delta.split("/")[0]
+        self._write_rollups(state.delta, difference(table, delta, removed, self.targets))
         state.delta_rollup = True
 
     def add_rollups(self, state: TableState) -> bool:
@@ -453,7 +449,8 @@ class Snapshots:
         for part in state.parts.values():
             if not part.rollup:
                 frame = pl.read_parquet(self.path(part.file))
-                self._write_rollups(part.file, rollups(frame, self.targets))
+                table = part.file.split("/")[0]
+                self._write_rollups(part.file, table_rollups(table, frame, self.targets))
                 part.rollup = added = True
         if state.delta and not state.delta_rollup:
             self._write_delta_rollup(state, pl.read_parquet(self.path(state.delta)))

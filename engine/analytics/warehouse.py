@@ -18,7 +18,7 @@ import duckdb
 import polars as pl
 
 from engine.analytics.errors import AnalyticsError
-from engine.analytics.rollup import DAILY_SCHEMA, HIST_SCHEMA, OPEN_SCHEMA, Targets
+from engine.analytics.rollup import SCHEMAS, SIDECARS, Targets
 from engine.analytics.snapshot import Manifest, Snapshots, TableState, sidecar
 from engine.analytics.tables import TABLES, TableSpec
 from engine.store.db import Database
@@ -51,7 +51,7 @@ class Warehouse:
         self.use_rollups = use_rollups  # False: every question by the exact query (tests)
         self._con = duckdb.connect(config={"preserve_insertion_order": False})
         self._bound: int | None = None
-        self._rolled_up = False
+        self._rolled: dict[str, bool] = {}
         self._sla_targets: Targets | None = None
         self._lock = threading.Lock()
 
@@ -105,15 +105,15 @@ class Warehouse:
                 self._con.execute(
                     f"CREATE OR REPLACE VIEW {spec.name} AS {self._view_sql(spec, state)}"
                 )
-            alerts = manifest.tables.get("alerts") or TableState()
-            self._rolled_up = alerts.rolled_up
             self._sla_targets = manifest.sla_targets
-            kinds = (("daily", DAILY_SCHEMA), ("hist", HIST_SCHEMA), ("open", OPEN_SCHEMA))
-            for kind, schema in kinds:
-                self._con.execute(
-                    f"CREATE OR REPLACE VIEW alerts_{kind} AS "
-                    f"{self._rollup_sql(alerts, kind, schema)}"
-                )
+            for table, kinds in SIDECARS.items():
+                state = manifest.tables.get(table) or TableState()
+                self._rolled[table] = state.rolled_up
+                for kind, schema in zip(kinds, SCHEMAS[table], strict=True):
+                    self._con.execute(
+                        f"CREATE OR REPLACE VIEW {table}_{kind} AS "
+                        f"{self._rollup_sql(state, kind, schema)}"
+                    )
             self._bound = manifest.generation
 
     def _rollup_sql(self, state: TableState, kind: str, schema: dict[str, pl.DataType]) -> str:
@@ -128,12 +128,12 @@ class Warehouse:
         )
         return f"SELECT {columns} WHERE false"
 
-    def rolled_up(self) -> bool:
-        """Whether the rollup views (alerts_daily, alerts_hist) answer for the whole table."""
+    def rolled_up(self, table: str = "alerts") -> bool:
+        """Whether the rollup views of `table` (alerts_daily, …) answer for the whole table."""
         if not self.use_rollups:
             return False
         self._bind(self.ensure_fresh())
-        return self._rolled_up
+        return self._rolled.get(table, False)
 
     def sla_targets(self) -> Targets | None:
         """The SLA targets the rollups count breaches of (None: no rollups)."""

@@ -25,6 +25,7 @@ from sqlalchemy import update
 
 from engine.analytics import metrics, rollup
 from engine.analytics.dashboard import dashboard
+from engine.analytics.delivery import delivery
 from engine.analytics.filters import Filters
 from engine.analytics.metrics import response_times
 from engine.analytics.noise import noise
@@ -34,7 +35,7 @@ from engine.analytics.tables import ALERTS
 from engine.analytics.volume import volume
 from engine.analytics.warehouse import Warehouse
 from engine.store.db import Database
-from engine.store.models import Alert
+from engine.store.models import Alert, Notification
 
 TEAMS = ["platform", "payments", None]
 SERVICES = ["api", "db", "web"]
@@ -71,6 +72,7 @@ def _answers(wh: Warehouse, f: Filters, now: datetime) -> dict[str, Any]:
         out[f"volume/{by}"] = volume(wh, f, by=by)
     for by in (None, "severity", "team", "rule"):
         out[f"sla/{by}"] = sla(wh, f, DEFAULT_TARGETS, by=by, now=now)
+    out["delivery"] = delivery(wh, f)
     return out
 
 
@@ -122,6 +124,22 @@ def _alert(rng: random.Random, i: int, t0: datetime) -> dict[str, Any]:
     return row
 
 
+def _notification(rng: random.Random, i: int, t0: datetime) -> dict[str, Any]:
+    created = t0 + timedelta(seconds=rng.randrange(0, 10 * 86400))
+    status = rng.choice(["sent", "sent", "sent", "failed", "dead", "pending"])
+    return {
+        "id": i,
+        "alert_id": i,
+        "transition": "fired",
+        "target": "slack_ops",
+        "channel": rng.choice(["slack_ops", "pager", "ops_email"]),
+        "status": status,
+        "attempts": rng.randrange(1, 4),
+        "created_at": created,
+        "sent_at": created + timedelta(seconds=rng.uniform(0, 30)) if status == "sent" else None,
+    }
+
+
 @pytest.fixture
 def pair(db: Database, tmp_path: Path) -> Iterator[tuple[Warehouse, Warehouse]]:
     fast = Warehouse(db, tmp_path / "data", max_age_s=0.0)
@@ -133,9 +151,21 @@ def pair(db: Database, tmp_path: Path) -> Iterator[tuple[Warehouse, Warehouse]]:
 
 def _check(fast: Warehouse, exact: Warehouse, t0: datetime) -> None:
     assert fast.rolled_up()
+    assert fast.rolled_up("notifications")
     now = t0 + timedelta(days=12)
     for f in _questions(t0):
         _same(_answers(fast, f, now), _answers(exact, f, now))
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(metrics, "EXACT_MAX", 0)  # the notifications rollups' counts
+            a, b = delivery(fast, f), delivery(exact, f)
+        for x, y in [(a["total"], b["total"]), *zip(a["channels"], b["channels"], strict=True)]:
+            assert (x["notifications"], x["by_status"], x["attempts"], x["failure_rate"]) == (
+                y["notifications"],
+                y["by_status"],
+                y["attempts"],
+                y["failure_rate"],
+            )
+            assert x["latency_s"]["count"] == y["latency_s"]["count"]
 
 
 @pytest.mark.slow
@@ -145,6 +175,7 @@ def test_rollups_answer_as_the_exact_queries_before_and_after_a_delta_and_compac
     fast, exact = pair
     rng = random.Random(7)
     store.alerts([_alert(rng, i, store.T0) for i in range(1, 301)])
+    store.notifications([_notification(rng, i, store.T0) for i in range(1, 151)])
     fast.refresh()
     _check(fast, exact, store.T0)
     # Changes in place (acknowledged, resolved, moved to another team and severity) and new
@@ -167,6 +198,13 @@ def test_rollups_answer_as_the_exact_queries_before_and_after_a_delta_and_compac
                 )
             )
     store.alerts([_alert(rng, i, store.T0) for i in range(301, 341)])
+    with db.connect() as conn:  # pending and failed ones settle
+        conn.execute(
+            update(Notification)
+            .where(Notification.status.in_(["pending", "failed"]))
+            .values(status="sent", attempts=5, sent_at=store.at(9, 12))
+        )
+    store.notifications([_notification(rng, i, store.T0) for i in range(151, 171)])
     state = fast.refresh(compact=False).tables["alerts"]
     assert state.delta is not None
     assert state.delta_rollup
@@ -191,6 +229,7 @@ def test_histogram_quantiles_are_within_one_percent(db, store, pair, monkeypatch
     fast, exact = pair
     rng = random.Random(3)
     store.alerts([_alert(rng, i, store.T0) for i in range(1, 401)])
+    store.notifications([_notification(rng, i, store.T0) for i in range(1, 201)])
     monkeypatch.setattr(metrics, "EXACT_MAX", 0)  # histograms whatever the size
     now = store.T0 + timedelta(days=12)
     for f in _questions(store.T0)[:4]:
@@ -206,6 +245,16 @@ def test_histogram_quantiles_are_within_one_percent(db, store, pair, monkeypatch
                     assert (x["count"], x["mean"]) == (y["count"], pytest.approx(y["mean"]))
                     for k in ("median", "p90"):
                         assert x[k] == pytest.approx(y[k], rel=0.0101, abs=0.002)
+        a, b = (delivery(w, f) for w in (fast, exact))
+        for x, y in [(a["total"], b["total"]), *zip(a["channels"], b["channels"], strict=True)]:
+            assert {k: v for k, v in x.items() if k != "latency_s"} == {
+                k: v for k, v in y.items() if k != "latency_s"
+            }
+            assert x["latency_s"]["count"] == y["latency_s"]["count"]
+            assert x["latency_s"]["mean"] == pytest.approx(y["latency_s"]["mean"], abs=0.0011)
+            for k in ("median", "p90"):
+                want = y["latency_s"][k]
+                assert x["latency_s"][k] == pytest.approx(want, rel=0.0101, abs=0.002)
         a, b = (dashboard(w, f, DEFAULT_TARGETS, now=now)["kpis"] for w in (fast, exact))
         for metric in ("mtta", "mttr", "mttd"):
             for k in ("median", "p90"):
