@@ -29,7 +29,14 @@ class SqlInbox:
         return Batch(frame, tuple(r[0] for r in rows))
 
     def ack(self, conn: Connection, batch: Batch) -> bool:
-        result = conn.execute(delete(InboxItem).where(InboxItem.id.in_(batch.ids)))
+        if conn.dialect.name == "postgresql":
+            # One array parameter: psycopg parses a statement with a placeholder per id slowly
+            # (0.17 s to delete 5,000).
+            result = conn.exec_driver_sql(
+                "DELETE FROM inbox WHERE id = ANY(%s)", (list(batch.ids),)
+            )
+        else:
+            result = conn.execute(delete(InboxItem).where(InboxItem.id.in_(batch.ids)))
         return result.rowcount == len(batch.ids)
 
     def depth(self) -> int:

@@ -8,13 +8,16 @@ so a batch costs a few round trips however many alerts it touches.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import polars as pl
-from sqlalchemy import Connection, bindparam, insert, select, text, update
+from sqlalchemy import Connection, Text, any_, bindparam, insert, literal, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from engine.store.models import Alert, AlertHistory, Incident
 
@@ -58,12 +61,15 @@ def _open_alerts(
     for rule, key in keys:
         by_rule.setdefault(rule, []).append(key)
     found: dict[tuple[str, str], tuple[int, str]] = {}
+    pg = conn.dialect.name == "postgresql"
+    size = 10_000 if pg else 500
     for rule, rule_keys in by_rule.items():
-        for i in range(0, len(rule_keys), 500):
+        for i in range(0, len(rule_keys), size):
+            chunk = rule_keys[i : i + size]
+            # PostgreSQL: one array parameter (psycopg parses a placeholder per key slowly).
+            among = Alert.key == any_(literal(chunk, ARRAY(Text))) if pg else Alert.key.in_(chunk)
             rows = conn.execute(
-                select(Alert.id, Alert.key, Alert.status).where(
-                    _IS_OPEN, Alert.rule == rule, Alert.key.in_(rule_keys[i : i + 500])
-                )
+                select(Alert.id, Alert.key, Alert.status).where(_IS_OPEN, Alert.rule == rule, among)
             )
             for alert_id, key, status in rows:
                 found[(rule, key)] = (alert_id, status)
@@ -333,7 +339,7 @@ def apply_transitions(conn: Connection, transitions: pl.DataFrame) -> Applied:
                     params,
                 )
     if history:
-        conn.execute(insert(AlertHistory), history)
+        _insert_history(conn, history)
     _close_incidents(conn, applied.resolved)
     return applied
 
@@ -417,9 +423,9 @@ def _close_incidents(conn: Connection, resolved_ids: list[int]) -> None:
 def _insert_alerts(conn: Connection, values: list[dict[str, Any]]) -> list[int]:
     """Insert alert rows, returning their ids in order.
 
-    On PostgreSQL the ids are drawn from the sequence first and the rows go in as one plain
-    executemany: INSERT ... RETURNING for many rows makes psycopg parse a statement with a
-    placeholder per value, which cost 0.4 ms a row (75% of a batch that opens 2,000 alerts).
+    On PostgreSQL the ids are drawn from the sequence first and the rows go in with COPY:
+    INSERT ... RETURNING for many rows made psycopg parse a placeholder per value, and an
+    executemany still cost 0.16 ms a row (0.8 s of a batch opening 5,000 alerts).
     """
     if conn.dialect.name != "postgresql":
         return list(
@@ -436,5 +442,60 @@ def _insert_alerts(conn: Connection, values: list[dict[str, Any]]) -> list[int]:
             {"n": len(values)},
         ).scalars()
     ]
-    conn.execute(insert(Alert), [{**v, "id": i} for v, i in zip(values, ids, strict=True)])
+    names = list(values[0])
+    rows = ([i, *(v[c] for c in names)] for v, i in zip(values, ids, strict=True))
+    copy_rows(conn, "alerts", ["id", *names], rows)
     return ids
+
+
+def _insert_history(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if conn.dialect.name != "postgresql":
+        conn.execute(insert(AlertHistory), rows)
+        return
+    names = list(rows[0])
+    copy_rows(conn, "alert_history", names, ([r[c] for c in names] for r in rows))
+
+
+def copy_rows(conn: Connection, table: str, columns: list[str], rows: Iterable[list[Any]]) -> None:
+    """PostgreSQL: COPY rows into `table` in the caller's transaction. Every row lists values
+    for `columns` in order; dicts and lists go in as JSON, datetimes as UTC.
+
+    The rows are written here in COPY's text format: psycopg's `write_row` adapts each value
+    on its own and cost more than the executemany it replaced."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    names = ", ".join(f'"{c}"' for c in columns)
+    with raw.cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+        lines: list[str] = []
+        for row in rows:
+            lines.append("\t".join([_cell(v) for v in row]))
+            if len(lines) >= 1000:
+                copy.write("\n".join(lines) + "\n")
+                lines = []
+        if lines:
+            copy.write("\n".join(lines) + "\n")
+
+
+_SPECIAL = re.compile(r"[\\\t\n\r]")
+_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _cell(value: Any) -> str:
+    """One value in COPY's text format: \\N for NULL, backslash escapes for the rest."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        text_ = value
+    elif isinstance(value, bool):
+        return "t" if value else "f"
+    elif isinstance(value, int | float):
+        return repr(value)
+    elif isinstance(value, datetime):
+        return (value.replace(tzinfo=UTC) if value.tzinfo is None else value).isoformat()
+    elif isinstance(value, dict | list):
+        text_ = orjson.dumps(value).decode()
+    else:
+        text_ = str(value)
+    if _SPECIAL.search(text_):
+        return _SPECIAL.sub(lambda m: _ESCAPES[m.group()], text_)
+    return text_

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from engine.pipeline.state import EngineState
 from engine.schema import records_from_dicts
 from engine.store.events import insert_events
-from engine.store.models import Alert, EngineStateRow
+from engine.store.models import Alert, AlertHistory, EngineStateRow
 from engine.worker import LeaseLost, Worker, pack_state, unpack_state
 
 
@@ -76,3 +76,23 @@ def test_a_second_worker_cannot_write_while_the_first_holds_the_lease(db, settin
     with pytest.raises(LeaseLost):
         Worker(db, settings, owner="two").step()
     assert first.step() == 3  # still its lease, renewed or not
+
+
+def test_alert_rows_keep_awkward_text_and_json_exactly(db, settings) -> None:
+    """Alerts and their history go in with COPY on PostgreSQL: tabs, newlines, backslashes,
+    quotes and non-ASCII text must come back as sent."""
+    title = 'tab\there\nnewline \\backslash "quoted" ünïcode \\N'
+    item = {**_alerts(1, "odd")[0], "title": title, "labels": {"k\tey": "v\\al\nue", "z": ""}}
+    _put(db, [item])
+    assert Worker(db, settings).step() == 1
+    with db.read() as conn:
+        row = conn.execute(
+            select(Alert.id, Alert.title, Alert.event_labels, Alert.notify, Alert.created_at)
+        ).one()
+        history = conn.execute(select(AlertHistory.alert_id, AlertHistory.details)).all()
+    assert row.title == title
+    assert row.event_labels == {"k\tey": "v\\al\nue", "z": ""}
+    assert isinstance(row.notify, list)
+    assert row.created_at.tzinfo is not None
+    assert [h.alert_id for h in history] == [row.id]
+    assert history[0].details["rule"]
