@@ -42,6 +42,7 @@ from engine.analytics.delivery import delivery
 from engine.analytics.filters import Filters
 from engine.analytics.metrics import response_times
 from engine.analytics.noise import flapping, noise
+from engine.analytics.rollup import ROLLUP_VERSION
 from engine.analytics.sla import DEFAULT_TARGETS, sla
 from engine.analytics.snapshot import PART_IDS, Manifest, Snapshots, TableState
 from engine.analytics.tables import ALERTS, EVENTS, NOTIFICATIONS
@@ -145,7 +146,7 @@ def write_snapshot(db: Database, data_dir: Path, n_alerts: int, n_events: int) -
         state.hi_id = max((part.max_id for part in state.parts.values()), default=0)
         del name
     manifest = Manifest(1, "2100-01-01T00:00:00+00:00", pl.__version__, tables)
-    manifest.sla_targets = DEFAULT_TARGETS
+    manifest.sla_targets, manifest.rollups = DEFAULT_TARGETS, ROLLUP_VERSION
     snap.root.mkdir(parents=True, exist_ok=True)
     snap.manifest_path.write_bytes(manifest.to_json())
     size = sum(p.stat().st_size for p in snap.root.rglob("*.parquet"))
@@ -166,11 +167,11 @@ def generated(folder: Path, n_alerts: int, n_events: int) -> tuple[Database, dic
         snap = Snapshots(db, folder / "data")
         manifest = snap.manifest()
         if manifest is not None:
-            alerts = manifest.tables["alerts"]
-            if manifest.sla_targets != DEFAULT_TARGETS:  # written before rollups had them
-                for part in alerts.parts.values():
-                    part.rollup = False
-                manifest.sla_targets = DEFAULT_TARGETS
+            if (manifest.sla_targets, manifest.rollups) != (DEFAULT_TARGETS, ROLLUP_VERSION):
+                for table in ("alerts", "notifications"):  # rolled up by an older version
+                    for part in manifest.tables[table].parts.values():
+                        part.rollup = False
+                manifest.sla_targets, manifest.rollups = DEFAULT_TARGETS, ROLLUP_VERSION
             snap.targets = DEFAULT_TARGETS
             added = [snap.add_rollups(manifest.tables[t]) for t in ("alerts", "notifications")]
             if any(added):  # written before rollups existed

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import polars as pl
+
 from engine.analytics import rollup
 from engine.analytics.errors import AnalyticsQueryError
 from engine.analytics.filters import Filters
@@ -64,7 +66,29 @@ def noise(wh: Warehouse, filters: Filters, limit: int = 10) -> dict[str, Any]:
         )
     # Counting first and describing only the top fingerprints afterwards: the title and rules
     # of every fingerprint in the period would cost most of the query (5x on 1M alerts).
-    fingerprints = wh.frame(
+    from_sidecars = rollup.fingerprint_sql(filters, limit)
+    if from_sidecars is not None and wh.rolled_up():
+        fingerprints = wh.frame(*from_sidecars, fresh=False)
+    else:
+        fingerprints = _fingerprints(wh, where, params, counts, limit)
+    n = totals.get("alerts") or 0
+    return {
+        "filters": filters.to_dict(),
+        "alerts": n,
+        "occurrences": totals.get("occurrences") or 0,
+        "auto_resolved": totals.get("auto_resolved") or 0,
+        "auto_resolved_share": share(totals.get("auto_resolved"), n),
+        "false_positives": totals.get("false_positives") or 0,
+        "false_positive_share": share(totals.get("false_positives"), n),
+        "rules": [_shares(r) for r in records(rules)],
+        "fingerprints": [_shares(r) for r in records(fingerprints)],
+    }
+
+
+def _fingerprints(
+    wh: Warehouse, where: str, params: dict[str, Any], counts: str, limit: int
+) -> pl.DataFrame:
+    return wh.frame(
         f"""
         WITH top AS (
             SELECT fingerprint, {counts} FROM alerts WHERE {where}
@@ -84,18 +108,6 @@ def noise(wh: Warehouse, filters: Filters, limit: int = 10) -> dict[str, Any]:
         params,
         fresh=False,
     )
-    n = totals.get("alerts") or 0
-    return {
-        "filters": filters.to_dict(),
-        "alerts": n,
-        "occurrences": totals.get("occurrences") or 0,
-        "auto_resolved": totals.get("auto_resolved") or 0,
-        "auto_resolved_share": share(totals.get("auto_resolved"), n),
-        "false_positives": totals.get("false_positives") or 0,
-        "false_positive_share": share(totals.get("false_positives"), n),
-        "rules": [_shares(r) for r in records(rules)],
-        "fingerprints": [_shares(r) for r in records(fingerprints)],
-    }
 
 
 def _shares(row: dict[str, Any]) -> dict[str, Any]:

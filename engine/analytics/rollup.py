@@ -37,6 +37,7 @@ from engine.analytics.filters import DIMENSIONS, Filters, naive
 AUTO = "resolved_by = 'klaxon' AND resolution = 'auto' AND acknowledged_at IS NULL"
 FALSE_POSITIVE = "resolution = 'false_positive'"
 
+ROLLUP_VERSION = 1  # what the sidecars hold; snapshots with another are rolled up again
 ALPHA = 0.01
 GAMMA = (1 + ALPHA) / (1 - ALPHA)
 ZERO_BIN = -(2**31)
@@ -124,6 +125,27 @@ OPEN_SCHEMA: dict[str, pl.DataType] = {
     "rule": pl.String(),
     "sign": pl.Int64(),
 }
+FP_COUNTS = ("alerts", "occurrences", "auto_resolved", "false_positives", "acknowledged")
+FP_SCHEMA: dict[str, pl.DataType] = {
+    "day": pl.Datetime("us"),
+    "fingerprint": pl.String(),
+    "rule": pl.String(),
+    **dict.fromkeys(FP_COUNTS, pl.Int64()),
+    "last_created": pl.Datetime("us"),
+    "title": pl.String(),
+    "sign": pl.Int64(),  # -1: the rows a delta replaces (their title is not a candidate)
+    "newer": pl.Int64(),  # 0 partition, 1 delta: on equal times the delta's title is current
+}
+FP_ITEMS = (
+    "count(*) AS alerts",
+    "coalesce(sum(occurrences), 0)::BIGINT AS occurrences",
+    f"count(*) FILTER ({AUTO}) AS auto_resolved",
+    f"count(*) FILTER ({FALSE_POSITIVE}) AS false_positives",
+    "count(acknowledged_at) AS acknowledged",
+    "max(created_at) AS last_created",
+    "arg_max(title, created_at) AS title",
+)
+
 HIST_SCHEMA: dict[str, pl.DataType] = {
     "day": pl.Datetime("us"),
     "severity": pl.String(),
@@ -171,6 +193,13 @@ def rollups(frame: pl.DataFrame, targets: Targets | None) -> Rollups:
             FROM ({_HIST_SOURCE.format(table="a", where="TRUE")}) GROUP BY ALL
             """
         ).pl()
+        fingerprints = con.sql(
+            f"""
+            SELECT date_trunc('day', created_at) AS day, fingerprint, rule, {", ".join(FP_ITEMS)},
+                   1 AS sign, 0 AS newer
+            FROM a GROUP BY ALL
+            """
+        ).pl()
     finally:
         con.close()
     unresolved = frame.filter(pl.col("resolved_at").is_null() & ~pl.col("is_muted"))
@@ -179,6 +208,7 @@ def rollups(frame: pl.DataFrame, targets: Targets | None) -> Rollups:
         daily.cast(DAILY_SCHEMA).select(list(DAILY_SCHEMA)),
         hist.cast(HIST_SCHEMA).select(list(HIST_SCHEMA)),
         open_rows.cast(pl.Schema(OPEN_SCHEMA)).select(list(OPEN_SCHEMA)),
+        fingerprints.cast(pl.Schema(FP_SCHEMA)).select(list(FP_SCHEMA)),
     )
 
 
@@ -228,12 +258,15 @@ def notification_rollups(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFram
     )
 
 
-SIDECARS = {"alerts": ("daily", "hist", "open"), "notifications": ("daily", "hist")}
+SIDECARS = {"alerts": ("daily", "hist", "open", "fp"), "notifications": ("daily", "hist")}
 SCHEMAS = {
-    "alerts": (DAILY_SCHEMA, HIST_SCHEMA, OPEN_SCHEMA),
+    "alerts": (DAILY_SCHEMA, HIST_SCHEMA, OPEN_SCHEMA, FP_SCHEMA),
     "notifications": (NOTE_DAILY_SCHEMA, NOTE_HIST_SCHEMA),
 }
-_SIGNED = {"alerts": (MEASURE_NAMES, ("n",), ("sign",)), "notifications": (NOTE_NAMES, ("n",))}
+_SIGNED = {
+    "alerts": (MEASURE_NAMES, ("n",), ("sign",), (*FP_COUNTS, "sign")),
+    "notifications": (NOTE_NAMES, ("n",)),
+}
 
 
 def table_rollups(table: str, frame: pl.DataFrame, targets: Targets | None) -> Rollups:
@@ -248,6 +281,8 @@ def difference(
 ) -> Rollups:
     """Rollups of `added` minus those of `removed` (the rows `added` replaces)."""
     plus = table_rollups(table, added, targets)
+    if table == "alerts":
+        plus = (*plus[:3], plus[3].with_columns(newer=pl.lit(1, pl.Int64)))
     if removed.height == 0:
         return plus
     minus = table_rollups(table, removed, targets)
@@ -448,4 +483,47 @@ def notification_hist_rows(filters: Filters) -> tuple[str, dict[str, Any]] | Non
         "SELECT day, channel, bin, n FROM notifications_hist "
         f"WHERE day >= $d0 AND day < $d1 UNION ALL {edges}"
     )
+    return sql, params
+
+
+def fingerprint_sql(filters: Filters, limit: int) -> tuple[str, dict[str, Any]] | None:
+    """The noisiest fingerprints, described, from the `fp` sidecars; None with a filter
+    besides the period (the sidecars have no dimensions) or under a day."""
+    period = _period(filters)
+    if filters.is_narrowed or filters.severity or period is None:
+        return None
+    start, d0, d1, end = period
+    params: dict[str, Any] = {"start": start, "d0": d0, "d1": d1, "end": end}
+    columns = f"fingerprint, rule, {', '.join(FP_COUNTS)}, last_created, title, sign, newer"
+    edges = " UNION ALL ".join(
+        f"SELECT fingerprint, rule, {', '.join(FP_ITEMS)}, 1 AS sign, 2 AS newer FROM alerts "
+        f"WHERE created_at >= ${lo} AND created_at < ${hi} GROUP BY ALL"
+        for lo, hi in (("start", "d0"), ("d1", "end"))
+    )
+    sums = ", ".join(f"sum({c})::BIGINT AS {c}" for c in FP_COUNTS)
+    sql = f"""
+        WITH r AS (
+            SELECT {columns} FROM alerts_fp WHERE day >= $d0 AND day < $d1
+            UNION ALL {edges}
+        ),
+        top AS (
+            SELECT fingerprint, {sums} FROM r GROUP BY fingerprint HAVING sum(alerts) > 0
+            ORDER BY alerts DESC, occurrences DESC, fingerprint LIMIT {limit}
+        ),
+        mine AS (SELECT * FROM r WHERE fingerprint IN (SELECT fingerprint FROM top)),
+        per_rule AS (
+            SELECT fingerprint, rule FROM mine GROUP BY ALL HAVING sum(alerts) > 0
+        ),
+        described AS (
+            SELECT fingerprint, any_value(rule) AS rule, count(rule) AS rules
+            FROM per_rule GROUP BY fingerprint
+        ),
+        titles AS (
+            SELECT fingerprint, arg_max(title, epoch_us(last_created) * 4 + newer) AS title
+            FROM mine WHERE sign > 0 GROUP BY fingerprint
+        )
+        SELECT t.fingerprint, d.rule, ti.title, d.rules, t.* EXCLUDE (fingerprint)
+        FROM top t JOIN described d USING (fingerprint) JOIN titles ti USING (fingerprint)
+        ORDER BY alerts DESC, occurrences DESC, fingerprint
+    """
     return sql, params

@@ -36,7 +36,14 @@ from sqlalchemy import Connection
 from engine.analytics import models as _models  # noqa: F401 - the index refreshes use
 from engine.analytics.errors import AnalyticsError
 from engine.analytics.reader import read_where, scalar
-from engine.analytics.rollup import SIDECARS, Rollups, Targets, difference, table_rollups
+from engine.analytics.rollup import (
+    ROLLUP_VERSION,
+    SIDECARS,
+    Rollups,
+    Targets,
+    difference,
+    table_rollups,
+)
 from engine.analytics.tables import TABLES, TableSpec
 from engine.store.db import Database
 
@@ -105,6 +112,7 @@ class Manifest:
     format: int = FORMAT
     retired: dict[str, float] = field(default_factory=dict)  # file → when it stopped being used
     sla_targets: Targets | None = None  # the SLA targets the alerts rollups count breaches of
+    rollups: int = 0  # ROLLUP_VERSION of the sidecars
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
@@ -237,6 +245,8 @@ class Snapshots:
                     if state is None:
                         state = self._build(conn, spec, generation, started)
                     else:
+                        if spec.name in ROLLED_UP and old and old.rollups != ROLLUP_VERSION:
+                            state = _without_rollups(state)  # sidecars of another version
                         if spec.name == "alerts" and old and old.sla_targets != self.targets:
                             state = _without_rollups(state)  # counted against other targets
                         state = self._update(conn, spec, state, generation, started)
@@ -250,7 +260,7 @@ class Snapshots:
                 f"cannot write the analytics snapshot under {self.root}: {err}"
             ) from err
         manifest = Manifest(generation, started.isoformat(), pl.__version__, tables)
-        manifest.sla_targets = self.targets
+        manifest.sla_targets, manifest.rollups = self.targets, ROLLUP_VERSION
         manifest.retired = self._retire(old, manifest) if old else self._orphans(manifest)
         tmp = self.manifest_path.with_suffix(".tmp")
         tmp.write_bytes(manifest.to_json())

@@ -18,7 +18,7 @@ import duckdb
 import polars as pl
 
 from engine.analytics.errors import AnalyticsError
-from engine.analytics.rollup import SCHEMAS, SIDECARS, Targets
+from engine.analytics.rollup import ROLLUP_VERSION, SCHEMAS, SIDECARS, Targets
 from engine.analytics.snapshot import Manifest, Snapshots, TableState, sidecar
 from engine.analytics.tables import TABLES, TableSpec
 from engine.store.db import Database
@@ -108,7 +108,7 @@ class Warehouse:
             self._sla_targets = manifest.sla_targets
             for table, kinds in SIDECARS.items():
                 state = manifest.tables.get(table) or TableState()
-                self._rolled[table] = state.rolled_up
+                self._rolled[table] = state.rolled_up and manifest.rollups == ROLLUP_VERSION
                 for kind, schema in zip(kinds, SCHEMAS[table], strict=True):
                     self._con.execute(
                         f"CREATE OR REPLACE VIEW {table}_{kind} AS "

@@ -351,6 +351,7 @@ def test_rollups_of_partitions_and_a_delta_equal_the_exact_answer(
         snap._write_delta_rollup(state, delta)
     snap.root.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(1, "2100-01-01T00:00:00+00:00", pl.__version__, {"alerts": state})
+    manifest.rollups = rollup.ROLLUP_VERSION
     snap.manifest_path.write_bytes(manifest.to_json())
     fast = Warehouse(db, folder / "data", max_age_s=1e9)
     exact = Warehouse(db, folder / "data", max_age_s=1e9, use_rollups=False)
