@@ -502,7 +502,7 @@ def fingerprint_sql(filters: Filters, limit: int) -> tuple[str, dict[str, Any]] 
     )
     sums = ", ".join(f"sum({c})::BIGINT AS {c}" for c in FP_COUNTS)
     sql = f"""
-        WITH r AS (
+        WITH r AS NOT MATERIALIZED (
             SELECT {columns} FROM alerts_fp WHERE day >= $d0 AND day < $d1
             UNION ALL {edges}
         ),
@@ -510,20 +510,19 @@ def fingerprint_sql(filters: Filters, limit: int) -> tuple[str, dict[str, Any]] 
             SELECT fingerprint, {sums} FROM r GROUP BY fingerprint HAVING sum(alerts) > 0
             ORDER BY alerts DESC, occurrences DESC, fingerprint LIMIT {limit}
         ),
-        mine AS (SELECT * FROM r WHERE fingerprint IN (SELECT fingerprint FROM top)),
         per_rule AS (
-            SELECT fingerprint, rule FROM mine GROUP BY ALL HAVING sum(alerts) > 0
+            SELECT fingerprint, rule, sum(alerts) AS net,
+                   arg_max(title, epoch_us(last_created) * 4 + newer) FILTER (sign > 0) AS title,
+                   max(epoch_us(last_created) * 4 + newer) FILTER (sign > 0) AS seen
+            FROM r WHERE fingerprint IN (SELECT fingerprint FROM top) GROUP BY ALL
         ),
         described AS (
-            SELECT fingerprint, any_value(rule) AS rule, count(rule) AS rules
+            SELECT fingerprint, any_value(rule) FILTER (net > 0) AS rule,
+                   count(rule) FILTER (net > 0) AS rules, arg_max(title, seen) AS title
             FROM per_rule GROUP BY fingerprint
-        ),
-        titles AS (
-            SELECT fingerprint, arg_max(title, epoch_us(last_created) * 4 + newer) AS title
-            FROM mine WHERE sign > 0 GROUP BY fingerprint
         )
-        SELECT t.fingerprint, d.rule, ti.title, d.rules, t.* EXCLUDE (fingerprint)
-        FROM top t JOIN described d USING (fingerprint) JOIN titles ti USING (fingerprint)
+        SELECT t.fingerprint, d.rule, d.title, d.rules, t.* EXCLUDE (fingerprint)
+        FROM top t JOIN described d USING (fingerprint)
         ORDER BY alerts DESC, occurrences DESC, fingerprint
     """
     return sql, params
