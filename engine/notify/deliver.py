@@ -10,8 +10,7 @@ its team's fallback channel instead.
 from __future__ import annotations
 
 import logging
-import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -39,7 +38,6 @@ MAX_ATTEMPTS = 5
 LEASE = timedelta(minutes=2)
 DUE = ("pending", "failed", "held", "sending")  # `sending` only once its lease has run out
 GROUP_LIMIT = 20_000  # rows one grouped message may carry (its text lists the first ones)
-SEND_TIMEOUT_S = 30.0  # one message's send, from when a pool thread starts it
 
 
 @dataclass
@@ -80,7 +78,7 @@ class Deliverer:
             messages = self._claim(conn, now, limit, report)
         if not messages:
             return report
-        outcomes = self._send_all(messages)
+        outcomes = list(self.pool.map(self._send, messages))
         with self.db.connect() as conn:
             self._record(conn, messages, outcomes, self.clock(), report)
         return report
@@ -299,37 +297,9 @@ class Deliverer:
 
     # ---------------------------------------------------------------- sending and recording
 
-    def _send_all(self, messages: list[Message]) -> list[Outcome]:
-        """Each message's outcome, sent in the pool; one that takes longer than SEND_TIMEOUT_S
-        once started is a failure (its thread is left to finish, like Apprise's own timeout)."""
-        began: dict[int, float] = {}
-
-        def one(i: int, m: Message) -> Outcome:
-            began[i] = time.monotonic()
-            return send(
-                m.url, m.title, m.body, kind=m.channel.kind, notify_type=m.notify_type, timeout=None
-            )
-
-        futures: list[Future[Outcome]] = [
-            self.pool.submit(one, i, m) for i, m in enumerate(messages)
-        ]
-        outcomes: list[Outcome] = []
-        for i, future in enumerate(futures):
-            while True:
-                start = began.get(i)
-                left = (
-                    SEND_TIMEOUT_S if start is None else start + SEND_TIMEOUT_S - time.monotonic()
-                )
-                try:
-                    outcomes.append(future.result(timeout=max(left, 0.0)))
-                    break
-                except TimeoutError:
-                    start = began.get(i)
-                    if start is not None and time.monotonic() - start >= SEND_TIMEOUT_S:
-                        error = f"no answer within {SEND_TIMEOUT_S:g} s"
-                        outcomes.append(Outcome(False, error, SEND_TIMEOUT_S * 1000))
-                        break
-        return outcomes
+    @staticmethod
+    def _send(m: Message) -> Outcome:
+        return send(m.url, m.title, m.body, kind=m.channel.kind, notify_type=m.notify_type)
 
     def _record(
         self,

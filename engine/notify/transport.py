@@ -135,13 +135,11 @@ _KIND_OF_MODULE = {
     ),
 }
 _FORMATS = {"email": "html", "chat": "markdown"}  # the rest is plain text
-# One message at a time (reports, channel tests): Apprise bounds the call (`timeout`, and its
-# service timeout of 60 s), running the service in its shared pool to be able to give up on it.
+# Apprise runs each service in its shared pool (CPUs + 4 threads) to be able to give up on it
+# (`timeout`, and its service timeout of 60 s). Running it in the deliverer's own threads instead
+# (service_timeout=0) took less CPU a message but, next to the worker's batch loop in the same
+# process, delivered several times slower in bench/notify; so the hand-off stays.
 _ASSET = apprise.AppriseAsset(async_mode=False)
-# The deliverer's pool: the caller bounds each send itself, so Apprise runs the service in the
-# calling thread; its shared pool (CPUs + 4 threads) would cap the deliverer's and add two thread
-# hand-offs to every message, each a wait for the GIL while the worker's batch holds it.
-_INLINE = apprise.AppriseAsset(async_mode=False, service_timeout=0)
 _local = threading.local()
 _SECRET_PARAM = re.compile(r"(?i)(pass|secret|token|key|auth|sig|cred|session|bearer)")
 _WEBHOOK_HINT = "for a plain HTTP endpoint use json://, form:// or xml:// (jsons:// for HTTPS)"
@@ -262,18 +260,13 @@ def send(
     attachments: list[Path] | None = None,
     body_format: str | None = None,
     notify_type: str = "info",
-    timeout: float | None = 30.0,
+    timeout: float = 30.0,
 ) -> Outcome:
-    """Send one message to one URL, once. Never raises: a failure is an Outcome with its error.
-
-    `timeout=None`: in the calling thread with no time limit of Apprise's, for callers that bound
-    the call themselves (the deliverer's pool).
-    """
+    """Send one message to one URL, once. Never raises: a failure is an Outcome with its error."""
     started = time.perf_counter()
-    asset = _ASSET if timeout is not None else _INLINE
-    instance = _instance(asset)
+    instance = _instance()
     try:
-        service = _service(url, asset)
+        service = _service(url)
         if service is None:
             return Outcome(False, "Apprise no longer accepts this channel's URL", _ms(started))
         instance.add(service)
@@ -284,7 +277,7 @@ def send(
             body_format=body_format or format_of(kind),
             notify_type=notify_type,
             attach=attach,
-            timeout=timeout or 0,
+            timeout=timeout,
         )
     except Exception as err:
         return Outcome(False, f"{type(err).__name__}: {err}", _ms(started))
@@ -295,14 +288,11 @@ def send(
     return Outcome(False, _error_of(result), _ms(started))
 
 
-def _instance(asset: apprise.AppriseAsset) -> apprise.Apprise:
-    """This thread's Apprise instance for `asset` (empty between messages)."""
-    instances: dict[int, apprise.Apprise] | None = getattr(_local, "instances", None)
-    if instances is None:
-        instances = _local.instances = {}
-    found = instances.get(id(asset))
+def _instance() -> apprise.Apprise:
+    """This thread's Apprise instance (empty between messages)."""
+    found: apprise.Apprise | None = getattr(_local, "apprise", None)
     if found is None:
-        found = instances[id(asset)] = apprise.Apprise(asset=asset)
+        found = _local.apprise = apprise.Apprise(asset=_ASSET)
     return found
 
 
@@ -313,13 +303,13 @@ def _parsed(url: str) -> dict[str, Any] | None:
     return dict(found) if found is not None else None
 
 
-def _service(url: str, asset: apprise.AppriseAsset) -> Any | None:
+def _service(url: str) -> Any | None:
     """A new Apprise service for `url` (None if Apprise refuses it), from the parsed tokens."""
     parsed = _parsed(url)
     if parsed is None:
         return None
     # A copy: the plugin may keep or change what it is given, and the cached tokens are shared.
-    return apprise.Apprise.instantiate(copy.deepcopy(parsed), asset=asset)
+    return apprise.Apprise.instantiate(copy.deepcopy(parsed), asset=_ASSET)
 
 
 def _error_of(result: Any) -> str:
