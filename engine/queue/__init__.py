@@ -8,6 +8,7 @@ changes nothing twice.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,3 +31,6 @@ class EventQueue(Protocol):
 
     def depth(self) -> int:
         """How many events wait."""
+
+    def wait(self, stop: threading.Event, timeout: float) -> bool:
+        """Block until events wait, `stop` is set or `timeout` seconds pass; True if events wait."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
@@ -56,3 +58,27 @@ def test_records_without_an_event_id_are_each_stored(db) -> None:
         assert len(insert_events(conn, records)) == 5
     assert SqlInbox(db).depth() == 5
     assert pl.Series([r["event_id"] for r in records]).n_unique() == 5
+
+
+def test_an_idle_worker_wakes_when_an_event_arrives(db) -> None:
+    inbox = SqlInbox(db)
+    stop = threading.Event()
+    assert inbox.wait(stop, 0.05) is False  # nothing arrives: the wait ends empty-handed
+
+    def post() -> None:
+        time.sleep(0.2)
+        with db.connect() as conn:
+            insert_events(conn, records_from_dicts(_items()[:1]))
+
+    poster = threading.Thread(target=post)
+    poster.start()
+    assert inbox.wait(stop, 60.0) is True  # woken by the event, not by the 60 s bound
+    poster.join()
+    assert inbox.wait(stop, 60.0) is True  # events wait: no waiting at all
+
+    with db.connect() as conn:
+        batch = inbox.claim(10)
+        assert batch is not None
+        assert inbox.ack(conn, batch)
+    stop.set()
+    assert inbox.wait(stop, 60.0) is False  # a stopping worker is not held
