@@ -65,12 +65,11 @@ def _answers(wh: Warehouse, f: Filters, now: datetime) -> dict[str, Any]:
         "dashboard": dashboard(wh, f, DEFAULT_TARGETS, now=now),
         "noise": noise(wh, f, limit=3),
     }
-    for metric in ("mtta", "mttr", "mttd"):
-        for by in (None, "team", "severity", "rule"):
-            out[f"{metric}/{by}"] = response_times(wh, f, metric, by=by)
+    for metric, by in (("mtta", None), ("mttr", "team"), ("mttd", "severity"), ("mttr", "rule")):
+        out[f"{metric}/{by}"] = response_times(wh, f, metric, by=by)
     for by in ("source", "severity", "team", "service", "rule"):
         out[f"volume/{by}"] = volume(wh, f, by=by)
-    for by in (None, "severity", "team", "rule"):
+    for by in (None, "severity", "rule"):
         out[f"sla/{by}"] = sla(wh, f, DEFAULT_TARGETS, by=by, now=now)
     out["delivery"] = delivery(wh, f)
     return out
