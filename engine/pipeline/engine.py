@@ -136,14 +136,36 @@ class Engine:
 
     # ---------------------------------------------------------------- public API
 
-    def feed(self, events: pl.DataFrame) -> pl.DataFrame:
-        """Run a batch of canonical events; return the transitions of the instants it closes."""
+    def feed(self, events: pl.DataFrame, until: datetime | None = None) -> pl.DataFrame:
+        """Run a batch of canonical events; return the transitions of the instants it closes.
+
+        With `until`, the clock also moves to `until` in the same pass: the same transitions
+        and state as `feed(events)` then `advance(until)`, for the cost of one pass (a pass
+        costs the same for 10 events as for 1, so the worker's small batches pay it once).
+        """
+        if not self._take(events):
+            return (
+                self.advance(until) if until is not None else pl.DataFrame(schema=TRANSITION_SCHEMA)
+            )
+        st = self.state
+        assert st.watermark is not None
+        if until is None:
+            return self._close(st.watermark)
+        # feed closes [floor, watermark), then advance closes [watermark, t + 1) when t is at
+        # or past the watermark (it closes nothing otherwise): one range instead of two.
+        t = _us(until)
+        hi = max(st.watermark, t + 1)
+        st.watermark = max(st.watermark, t)
+        return self._close(hi)
+
+    def _take(self, events: pl.DataFrame) -> bool:
+        """Stamp a batch's events and queue them as pending; False for an empty batch."""
         events = events.drop("raw", strict=False)
         events = validate(
             events, pl.Schema({k: v for k, v in EVENT_SCHEMA.items() if k != "raw"}), "events"
         )
         if events.height == 0:
-            return pl.DataFrame(schema=TRANSITION_SCHEMA)
+            return False
         st = self.state
         stamped = stamp_times(
             events,
@@ -157,7 +179,7 @@ class Engine:
         newest = int(stamped["t"].max())  # type: ignore[arg-type]
         st.watermark = newest if st.watermark is None else max(st.watermark, newest)
         st.pending = pl.concat([st.pending, stamped.select(list(PENDING_SCHEMA))])
-        return self._close(st.watermark)
+        return True
 
     def advance(self, until: datetime) -> pl.DataFrame:
         """Move the clock to `until`: close every instant up to and including it."""

@@ -101,11 +101,17 @@ class EngineState:
             if not isinstance(getattr(self, f.name), pl.DataFrame)
         }
 
-    def to_bytes(self) -> bytes:
-        """One self-describing blob: a JSON header, then each frame as Arrow IPC."""
+    def to_bytes(self, *, canonical: bool = True) -> bytes:
+        """One self-describing blob: a JSON header, then each frame as Arrow IPC.
+
+        Canonical bytes are equal for equal states (save/restore and replay compare them);
+        `canonical=False` writes each frame once as it is held (a third of the time, for the
+        worker's save after every batch): `from_bytes` reads both to the same state.
+        """
+        write = _canonical_ipc if canonical else _ipc
         blobs: list[tuple[str, bytes]] = []
         for name, frame in self.frames().items():
-            blobs.append((name, _canonical_ipc(frame)))
+            blobs.append((name, write(frame)))
         header = orjson.dumps(
             {"scalars": self.scalars(), "frames": [[n, len(b)] for n, b in blobs]},
             option=orjson.OPT_SORT_KEYS,
