@@ -1,9 +1,10 @@
 """Per-day rollups of the alerts snapshot, written next to each Parquet file at refresh time.
 
-Every alerts partition `p…-g….parquet` gets two sidecars, computed from that file alone:
+Every alerts partition `p…-g….parquet` gets sidecars computed from that file alone, among them:
 
     p…-g….daily.parquet   per (day, severity, dim, value): counts and duration sums
     p…-g….hist.parquet    per (day, severity, metric, bin): how many durations fell in a bin
+    p…-g….slots.parquet   per (15-minute slot, team): alerts, acknowledged, unmuted (team load)
 
 `dim` is "" (all alerts of the day and severity) or one of team, service, source, rule, with
 `value` the alert's value of it. The delta gets the same sidecars, holding the delta's rows
@@ -37,7 +38,7 @@ from engine.analytics.filters import DIMENSIONS, Filters, naive
 AUTO = "resolved_by = 'klaxon' AND resolution = 'auto' AND acknowledged_at IS NULL"
 FALSE_POSITIVE = "resolution = 'false_positive'"
 
-ROLLUP_VERSION = 1  # what the sidecars hold; snapshots with another are rolled up again
+ROLLUP_VERSION = 2  # what the sidecars hold; snapshots with another are rolled up again
 ALPHA = 0.01
 GAMMA = (1 + ALPHA) / (1 - ALPHA)
 ZERO_BIN = -(2**31)
@@ -153,6 +154,18 @@ HIST_SCHEMA: dict[str, pl.DataType] = {
     "bin": pl.Int32(),
     "n": pl.Int64(),
 }
+SLOT_COUNTS = ("alerts", "acknowledged", "unmuted")
+SLOT_SCHEMA: dict[str, pl.DataType] = {
+    "slot": pl.Datetime("us"),
+    "team": pl.String(),
+    **dict.fromkeys(SLOT_COUNTS, pl.Int64()),
+}
+# Alerts per (15-minute slot, team) as teams.team_load counts them ('' for no team).
+SLOT_SELECT = (
+    "SELECT time_bucket(INTERVAL 15 minutes, created_at) AS slot, coalesce(team, '') AS team, "
+    "count(*) AS alerts, count(acknowledged_at) AS acknowledged, "
+    "count(*) FILTER (NOT is_muted) AS unmuted FROM {table} WHERE {where} GROUP BY ALL"
+)
 
 
 # ---------------------------------------------------------------- writing (at refresh)
@@ -173,7 +186,8 @@ Rollups = tuple[pl.DataFrame, ...]
 
 
 def rollups(frame: pl.DataFrame, targets: Targets | None) -> Rollups:
-    """(daily, hist, open) rollups of alerts rows; `open`: the unresolved, unmuted rows."""
+    """(daily, hist, open, fp, slots) rollups of alerts rows; `open`: the unresolved, unmuted
+    rows."""
     con = duckdb.connect(config={"preserve_insertion_order": False})
     con.execute("SET enable_progress_bar = false")
     try:
@@ -200,6 +214,7 @@ def rollups(frame: pl.DataFrame, targets: Targets | None) -> Rollups:
             FROM a GROUP BY ALL
             """
         ).pl()
+        slots = con.sql(SLOT_SELECT.format(table="a", where="TRUE")).pl()
     finally:
         con.close()
     unresolved = frame.filter(pl.col("resolved_at").is_null() & ~pl.col("is_muted"))
@@ -209,6 +224,7 @@ def rollups(frame: pl.DataFrame, targets: Targets | None) -> Rollups:
         hist.cast(HIST_SCHEMA).select(list(HIST_SCHEMA)),
         open_rows.cast(pl.Schema(OPEN_SCHEMA)).select(list(OPEN_SCHEMA)),
         fingerprints.cast(pl.Schema(FP_SCHEMA)).select(list(FP_SCHEMA)),
+        slots.cast(pl.Schema(SLOT_SCHEMA)).select(list(SLOT_SCHEMA)),
     )
 
 
@@ -258,13 +274,16 @@ def notification_rollups(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFram
     )
 
 
-SIDECARS = {"alerts": ("daily", "hist", "open", "fp"), "notifications": ("daily", "hist")}
+SIDECARS = {
+    "alerts": ("daily", "hist", "open", "fp", "slots"),
+    "notifications": ("daily", "hist"),
+}
 SCHEMAS = {
-    "alerts": (DAILY_SCHEMA, HIST_SCHEMA, OPEN_SCHEMA, FP_SCHEMA),
+    "alerts": (DAILY_SCHEMA, HIST_SCHEMA, OPEN_SCHEMA, FP_SCHEMA, SLOT_SCHEMA),
     "notifications": (NOTE_DAILY_SCHEMA, NOTE_HIST_SCHEMA),
 }
 _SIGNED = {
-    "alerts": (MEASURE_NAMES, ("n",), ("sign",), (*FP_COUNTS, "sign")),
+    "alerts": (MEASURE_NAMES, ("n",), ("sign",), (*FP_COUNTS, "sign"), SLOT_COUNTS),
     "notifications": (NOTE_NAMES, ("n",)),
 }
 
@@ -282,7 +301,7 @@ def difference(
     """Rollups of `added` minus those of `removed` (the rows `added` replaces)."""
     plus = table_rollups(table, added, targets)
     if table == "alerts":
-        plus = (*plus[:3], plus[3].with_columns(newer=pl.lit(1, pl.Int64)))
+        plus = (*plus[:3], plus[3].with_columns(newer=pl.lit(1, pl.Int64)), *plus[4:])
     if removed.height == 0:
         return plus
     minus = table_rollups(table, removed, targets)
@@ -385,6 +404,33 @@ def hist_rows(filters: Filters) -> tuple[str, dict[str, Any]] | None:
     sql = (
         f"SELECT day, severity, metric, bin, n FROM alerts_hist WHERE {' AND '.join(conds)} "
         f"UNION ALL {edges}"
+    )
+    return sql, params
+
+
+def slot_rows(filters: Filters) -> tuple[str, dict[str, Any]] | None:
+    """SQL for (slot, team, alerts, acknowledged, unmuted) rows covering the filters exactly;
+    None with a filter besides the period and team (the sidecars have no other dimension) or
+    under a day. Rows of one (slot, team) may repeat (the delta's subtract): sum them."""
+    period = _period(filters)
+    if needed(filters) - {"team"} or filters.severity or "" in filters.team or period is None:
+        return None
+    start, d0, d1, end = period
+    params: dict[str, Any] = {"start": start, "d0": d0, "d1": d1, "end": end}
+    conds = ["slot >= $d0", "slot < $d1"]
+    if filters.team:
+        conds.append("list_contains($team, team)")
+        params["team"] = list(filters.team)
+    dims, _ = filters.dims()
+    edges = " UNION ALL ".join(
+        SLOT_SELECT.format(
+            table="alerts", where=f"created_at >= ${lo} AND created_at < ${hi} AND {dims}"
+        )
+        for lo, hi in (("start", "d0"), ("d1", "end"))
+    )
+    sql = (
+        f"SELECT slot, team, {', '.join(SLOT_COUNTS)} FROM alerts_slots "
+        f"WHERE {' AND '.join(conds)} UNION ALL {edges}"
     )
     return sql, params
 

@@ -17,6 +17,7 @@ from typing import Any
 import polars as pl
 from sqlalchemy import Connection, select
 
+from engine.analytics import rollup
 from engine.analytics.filters import Filters
 from engine.analytics.frames import records, share
 from engine.analytics.warehouse import Warehouse
@@ -82,19 +83,10 @@ def after_hours(slots: pl.DataFrame, count: str, tz_of: pl.DataFrame, key: str) 
 def team_load(
     wh: Warehouse, filters: Filters, teams: pl.DataFrame, members: pl.DataFrame
 ) -> dict[str, Any]:
-    where, params = filters.where("a")
     n_time, n_params = filters.where("n", dimensions=())
     dims, dim_params = filters.dims("a")
     not_pages = ", ".join(f"'{t}'" for t in NOT_PAGES)
-    slots = wh.frame(
-        f"""
-        SELECT coalesce(a.team, '') AS team, time_bucket(INTERVAL 15 minutes, a.created_at) AS slot,
-               count(*) AS alerts, count(a.acknowledged_at) AS acknowledged,
-               count(*) FILTER (NOT a.is_muted) AS unmuted
-        FROM alerts a WHERE {where} GROUP BY ALL
-        """,
-        params,
-    )
+    slots = _alert_slots(wh, filters)
     page_slots = wh.frame(
         f"""
         SELECT coalesce(a.team, '') AS team,
@@ -167,6 +159,32 @@ def team_load(
         "teams": rows,
         "people": _people(wh, filters, members),
     }
+
+
+def _alert_slots(wh: Warehouse, filters: Filters) -> pl.DataFrame:
+    """Per (team, 15-minute slot): alerts, acknowledged, unmuted; from the `slots` sidecars
+    when they answer (rollup.slot_rows), else from the alerts."""
+    rows = rollup.slot_rows(filters)
+    if rows is not None and wh.rolled_up():
+        sql, params = rows
+        return wh.frame(
+            f"""
+            SELECT team, slot, sum(alerts)::BIGINT AS alerts,
+                   sum(acknowledged)::BIGINT AS acknowledged, sum(unmuted)::BIGINT AS unmuted
+            FROM ({sql}) GROUP BY ALL HAVING sum(alerts) <> 0
+            """,
+            params,
+        )
+    where, params = filters.where("a")
+    return wh.frame(
+        f"""
+        SELECT coalesce(a.team, '') AS team, time_bucket(INTERVAL 15 minutes, a.created_at) AS slot,
+               count(*) AS alerts, count(a.acknowledged_at) AS acknowledged,
+               count(*) FILTER (NOT a.is_muted) AS unmuted
+        FROM alerts a WHERE {where} GROUP BY ALL
+        """,
+        params,
+    )
 
 
 def _people(wh: Warehouse, filters: Filters, members: pl.DataFrame) -> list[dict[str, Any]]:

@@ -32,6 +32,7 @@ from engine.analytics.noise import noise
 from engine.analytics.sla import DEFAULT_TARGETS, sla
 from engine.analytics.snapshot import Manifest, Snapshots, TableState
 from engine.analytics.tables import ALERTS
+from engine.analytics.teams import team_load
 from engine.analytics.volume import volume
 from engine.analytics.warehouse import Warehouse
 from engine.store.db import Database
@@ -42,6 +43,13 @@ SERVICES = ["api", "db", "web"]
 SOURCES = ["prometheus", "grafana", "webhook"]
 RULES = ["r1", "r2", "r3", "r4"]
 SEVERITIES = ["critical", "high", "medium", "low", "info"]
+# Team load's zones: after-hours counts are read per 15-minute slot in each team's zone.
+TEAM_ZONES = pl.DataFrame(
+    {"team": ["platform", "payments"], "tz": ["Asia/Kolkata", "UTC"], "members": [2, 1]}
+)
+NO_MEMBERS = pl.DataFrame(
+    schema={"team": pl.String, "email": pl.String, "name": pl.String, "tz": pl.String}
+)
 
 
 def _same(fast: Any, exact: Any, path: str = "") -> None:
@@ -72,6 +80,7 @@ def _answers(wh: Warehouse, f: Filters, now: datetime) -> dict[str, Any]:
     for by in (None, "severity", "rule"):
         out[f"sla/{by}"] = sla(wh, f, DEFAULT_TARGETS, by=by, now=now)
     out["delivery"] = delivery(wh, f)
+    out["teams"] = team_load(wh, f, TEAM_ZONES, NO_MEMBERS)
     return out
 
 
@@ -152,6 +161,7 @@ def _check(fast: Warehouse, exact: Warehouse, t0: datetime) -> None:
     assert fast.rolled_up()
     assert fast.rolled_up("notifications")
     now = t0 + timedelta(days=12)
+    assert sum(rollup.slot_rows(f) is not None for f in _questions(t0)) == 3  # slots sidecars
     for f in _questions(t0):
         _same(_answers(fast, f, now), _answers(exact, f, now))
         with pytest.MonkeyPatch.context() as mp:
@@ -368,6 +378,9 @@ def test_rollups_of_partitions_and_a_delta_equal_the_exact_answer(
         for by in ("severity", "rule"):
             _same(volume(fast, f, by=by), volume(exact, f, by=by))
         _same(noise(fast, f), noise(exact, f))
+        _same(
+            team_load(fast, f, TEAM_ZONES, NO_MEMBERS), team_load(exact, f, TEAM_ZONES, NO_MEMBERS)
+        )
         now = _T0.replace(tzinfo=UTC) + timedelta(days=8)
         _same(
             dashboard(fast, f, DEFAULT_TARGETS, now=now),
