@@ -214,9 +214,34 @@ class Engine:
         lo = st.floor if st.floor is not None else (int(batch["t"].min()) if batch.height else hi)  # type: ignore[arg-type]
         if st.floor is not None and hi <= st.floor:
             return pl.DataFrame(schema=TRANSITION_SCHEMA)
+        if batch.height == 0 and self._quiet(hi):
+            st.floor = hi  # the pass would change nothing: an idle clock tick costs no pass
+            return pl.DataFrame(schema=TRANSITION_SCHEMA)
         out = self._process(batch, lo, hi)
         st.floor = hi
         return out
+
+    def _quiet(self, hi: int) -> bool:
+        """True when a range with no events, closed up to `hi`, changes neither transitions nor
+        state: no window or absence rules (they act on silence), and no event rule's timer
+        (`for`, `resolve after`) or `new within` memory falls due before `hi`."""
+        plan, st = self._plan, self.state
+        if plan.windows or plan.absence_params.height:
+            return False
+        if st.event_state.height == 0:
+            return True
+        timed = st.event_state.join(plan.event_params, on="rule", how="left")
+        due = (
+            (~pl.col("fired") & pl.col("active") & (pl.col("t0") + pl.col("hold") < hi))
+            | (pl.col("active") & (pl.col("last_f") + pl.col("resolve_after") < hi))
+            | pl.col("hold").is_null()  # a rule that went away
+            # a `new within` memory forgotten (the negation of `_drop_forgotten`'s keep)
+            | ~(
+                pl.col("active")
+                | (pl.col("last_f") + pl.col("new_within").fill_null(0) > hi).fill_null(False)
+            )
+        ).fill_null(False)
+        return not timed.select(due.any()).item()
 
     def _lap(self, name: str, since: float) -> float:
         now = time.perf_counter()
@@ -363,9 +388,13 @@ class Engine:
             for c in ACTIVE_SCHEMA
             if c not in ("rule", "key", "fired_at", "info_seq", "value", "count")
         ]
+        # Only the open alerts this range repeats or resolves are looked up (not every one).
+        touched = frame.filter(~is_fired).select("rule", "key").unique()
         decisions = pl.concat(
             [
-                st.alerts.select("rule", "key", "fired_at", *routed, fire_seq="info_seq"),
+                st.alerts.join(touched, on=["rule", "key"], how="semi").select(
+                    "rule", "key", "fired_at", *routed, fire_seq="info_seq"
+                ),
                 fired.select("rule", "key", "at", *routed, fire_seq="info_seq").rename(
                     {"at": "fired_at"}
                 ),
