@@ -5,6 +5,7 @@ Every alerts partition `p…-g….parquet` gets sidecars computed from that file
     p…-g….daily.parquet   per (day, severity, dim, value): counts and duration sums
     p…-g….hist.parquet    per (day, severity, metric, bin): how many durations fell in a bin
     p…-g….slots.parquet   per (15-minute slot, team): alerts, acknowledged, unmuted (team load)
+    p…-g….people.parquet  per (day, team, who): alerts acknowledged and resolved by who
 
 `dim` is "" (all alerts of the day and severity) or one of team, service, source, rule, with
 `value` the alert's value of it. The delta gets the same sidecars, holding the delta's rows
@@ -38,7 +39,7 @@ from engine.analytics.filters import DIMENSIONS, Filters, naive
 AUTO = "resolved_by = 'klaxon' AND resolution = 'auto' AND acknowledged_at IS NULL"
 FALSE_POSITIVE = "resolution = 'false_positive'"
 
-ROLLUP_VERSION = 2  # what the sidecars hold; snapshots with another are rolled up again
+ROLLUP_VERSION = 3  # what the sidecars hold; snapshots with another are rolled up again
 ALPHA = 0.01
 GAMMA = (1 + ALPHA) / (1 - ALPHA)
 ZERO_BIN = -(2**31)
@@ -167,6 +168,23 @@ SLOT_SELECT = (
     "count(*) FILTER (NOT is_muted) AS unmuted FROM {table} WHERE {where} GROUP BY ALL"
 )
 
+PEOPLE_COUNTS = ("acknowledged", "resolved")
+PEOPLE_SCHEMA: dict[str, pl.DataType] = {
+    "day": pl.Datetime("us"),
+    "team": pl.String(),
+    "who": pl.String(),
+    **dict.fromkeys(PEOPLE_COUNTS, pl.Int64()),
+}
+# Alerts acknowledged and resolved per (day, team, who), as teams._people counts them.
+PEOPLE_SELECT = (
+    "SELECT date_trunc('day', created_at) AS day, coalesce(team, '') AS team, who, "
+    "sum(acknowledged)::BIGINT AS acknowledged, sum(resolved)::BIGINT AS resolved FROM ("
+    "SELECT created_at, team, acknowledged_by AS who, 1 AS acknowledged, 0 AS resolved "
+    "FROM {table} WHERE acknowledged_by IS NOT NULL AND {where} UNION ALL "
+    "SELECT created_at, team, resolved_by AS who, 0 AS acknowledged, 1 AS resolved "
+    "FROM {table} WHERE resolved_by IS NOT NULL AND {where}) GROUP BY ALL"
+)
+
 
 # ---------------------------------------------------------------- writing (at refresh)
 
@@ -186,7 +204,7 @@ Rollups = tuple[pl.DataFrame, ...]
 
 
 def rollups(frame: pl.DataFrame, targets: Targets | None) -> Rollups:
-    """(daily, hist, open, fp, slots) rollups of alerts rows; `open`: the unresolved, unmuted
+    """(daily, hist, open, fp, slots, people) rollups of alerts rows; `open`: the unresolved, unmuted
     rows."""
     con = duckdb.connect(config={"preserve_insertion_order": False})
     con.execute("SET enable_progress_bar = false")
@@ -215,6 +233,7 @@ def rollups(frame: pl.DataFrame, targets: Targets | None) -> Rollups:
             """
         ).pl()
         slots = con.sql(SLOT_SELECT.format(table="a", where="TRUE")).pl()
+        acted = con.sql(PEOPLE_SELECT.format(table="a", where="TRUE")).pl()
     finally:
         con.close()
     unresolved = frame.filter(pl.col("resolved_at").is_null() & ~pl.col("is_muted"))
@@ -225,6 +244,7 @@ def rollups(frame: pl.DataFrame, targets: Targets | None) -> Rollups:
         open_rows.cast(pl.Schema(OPEN_SCHEMA)).select(list(OPEN_SCHEMA)),
         fingerprints.cast(pl.Schema(FP_SCHEMA)).select(list(FP_SCHEMA)),
         slots.cast(pl.Schema(SLOT_SCHEMA)).select(list(SLOT_SCHEMA)),
+        acted.cast(pl.Schema(PEOPLE_SCHEMA)).select(list(PEOPLE_SCHEMA)),
     )
 
 
@@ -275,15 +295,15 @@ def notification_rollups(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFram
 
 
 SIDECARS = {
-    "alerts": ("daily", "hist", "open", "fp", "slots"),
+    "alerts": ("daily", "hist", "open", "fp", "slots", "people"),
     "notifications": ("daily", "hist"),
 }
 SCHEMAS = {
-    "alerts": (DAILY_SCHEMA, HIST_SCHEMA, OPEN_SCHEMA, FP_SCHEMA, SLOT_SCHEMA),
+    "alerts": (DAILY_SCHEMA, HIST_SCHEMA, OPEN_SCHEMA, FP_SCHEMA, SLOT_SCHEMA, PEOPLE_SCHEMA),
     "notifications": (NOTE_DAILY_SCHEMA, NOTE_HIST_SCHEMA),
 }
 _SIGNED = {
-    "alerts": (MEASURE_NAMES, ("n",), ("sign",), (*FP_COUNTS, "sign"), SLOT_COUNTS),
+    "alerts": (MEASURE_NAMES, ("n",), ("sign",), (*FP_COUNTS, "sign"), SLOT_COUNTS, PEOPLE_COUNTS),
     "notifications": (NOTE_NAMES, ("n",)),
 }
 
@@ -408,31 +428,50 @@ def hist_rows(filters: Filters) -> tuple[str, dict[str, Any]] | None:
     return sql, params
 
 
-def slot_rows(filters: Filters) -> tuple[str, dict[str, Any]] | None:
-    """SQL for (slot, team, alerts, acknowledged, unmuted) rows covering the filters exactly;
-    None with a filter besides the period and team (the sidecars have no other dimension) or
-    under a day. Rows of one (slot, team) may repeat (the delta's subtract): sum them."""
-    period = _period(filters)
-    if needed(filters) - {"team"} or filters.severity or "" in filters.team or period is None:
+def _team_only(filters: Filters) -> tuple[datetime, datetime, datetime, datetime] | None:
+    """The period, when no filter but the period and team applies and it holds a whole day."""
+    if needed(filters) - {"team"} or filters.severity or "" in filters.team:
+        return None
+    return _period(filters)
+
+
+def _team_rows(
+    filters: Filters, sidecar: str, time: str, columns: Sequence[str], select: str
+) -> tuple[str, dict[str, Any]] | None:
+    period = _team_only(filters)
+    if period is None:
         return None
     start, d0, d1, end = period
     params: dict[str, Any] = {"start": start, "d0": d0, "d1": d1, "end": end}
-    conds = ["slot >= $d0", "slot < $d1"]
+    conds = [f"{time} >= $d0", f"{time} < $d1"]
     if filters.team:
         conds.append("list_contains($team, team)")
         params["team"] = list(filters.team)
     dims, _ = filters.dims()
     edges = " UNION ALL ".join(
-        SLOT_SELECT.format(
+        select.format(
             table="alerts", where=f"created_at >= ${lo} AND created_at < ${hi} AND {dims}"
         )
         for lo, hi in (("start", "d0"), ("d1", "end"))
     )
     sql = (
-        f"SELECT slot, team, {', '.join(SLOT_COUNTS)} FROM alerts_slots "
+        f"SELECT {time}, team, {', '.join(columns)} FROM {sidecar} "
         f"WHERE {' AND '.join(conds)} UNION ALL {edges}"
     )
     return sql, params
+
+
+def slot_rows(filters: Filters) -> tuple[str, dict[str, Any]] | None:
+    """SQL for (slot, team, alerts, acknowledged, unmuted) rows covering the filters exactly;
+    None with a filter besides the period and team (the sidecars have no other dimension) or
+    under a day. Rows of one (slot, team) may repeat (the delta's subtract): sum them."""
+    return _team_rows(filters, "alerts_slots", "slot", SLOT_COUNTS, SLOT_SELECT)
+
+
+def people_rows(filters: Filters) -> tuple[str, dict[str, Any]] | None:
+    """SQL for (day, team, who, acknowledged, resolved) rows covering the filters exactly, as
+    slot_rows (sum them per who)."""
+    return _team_rows(filters, "alerts_people", "day", ("who", *PEOPLE_COUNTS), PEOPLE_SELECT)
 
 
 def raw_hist_sql(column: str, where: str, group: str) -> str:

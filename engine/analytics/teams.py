@@ -187,16 +187,22 @@ def _alert_slots(wh: Warehouse, filters: Filters) -> pl.DataFrame:
     )
 
 
-def _people(wh: Warehouse, filters: Filters, members: pl.DataFrame) -> list[dict[str, Any]]:
-    if wanted := set(filters.team):
-        members = members.filter(pl.col("team").is_in(list(wanted)))
-    if members.height == 0:
-        return []
+def _acted(wh: Warehouse, filters: Filters) -> pl.DataFrame:
+    """Per person (`who`): alerts acknowledged and resolved; from the `people` sidecars when
+    they answer (rollup.people_rows), else from the alerts."""
+    rows = rollup.people_rows(filters)
+    if rows is not None and wh.rolled_up():
+        sql, params = rows
+        return wh.frame(
+            f"""
+            SELECT who, sum(acknowledged) AS acknowledged, sum(resolved) AS resolved
+            FROM ({sql}) GROUP BY who HAVING sum(acknowledged) <> 0 OR sum(resolved) <> 0
+            """,
+            params,
+            fresh=False,
+        )
     where, params = filters.where("a")
-    n_time, n_params = filters.where("n", dimensions=())
-    dims, dim_params = filters.dims("a")
-    not_pages = ", ".join(f"'{t}'" for t in NOT_PAGES)
-    acked = wh.frame(
+    return wh.frame(
         f"""
         SELECT who, sum(acknowledged) AS acknowledged, sum(resolved) AS resolved FROM (
             SELECT acknowledged_by AS who, count(*) AS acknowledged, 0 AS resolved
@@ -209,6 +215,17 @@ def _people(wh: Warehouse, filters: Filters, members: pl.DataFrame) -> list[dict
         params,
         fresh=False,
     )
+
+
+def _people(wh: Warehouse, filters: Filters, members: pl.DataFrame) -> list[dict[str, Any]]:
+    if wanted := set(filters.team):
+        members = members.filter(pl.col("team").is_in(list(wanted)))
+    if members.height == 0:
+        return []
+    n_time, n_params = filters.where("n", dimensions=())
+    dims, dim_params = filters.dims("a")
+    not_pages = ", ".join(f"'{t}'" for t in NOT_PAGES)
+    acked = _acted(wh, filters)
     # The alerts are joined only when a filter needs them; the prefix is stripped after
     # grouping, on a few thousand rows rather than on every page.
     join = "JOIN alerts a ON a.id = n.alert_id" if filters.is_narrowed else ""
