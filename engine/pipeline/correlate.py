@@ -72,7 +72,7 @@ def correlate(
             )
             pending = pending.filter(~joins).drop("opened")
             # The first alert of each group left over opens that group's next incident.
-            openers = pending.group_by("ikey").agg(opened=pl.col("at").min())
+            openers = pending.group_by("ikey", maintain_order=True).agg(opened=pl.col("at").min())
             current = pl.concat(
                 [current.join(openers, on="ikey", how="anti"), openers], how="vertical_relaxed"
             )
