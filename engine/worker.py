@@ -277,7 +277,7 @@ class Worker:
     # ---------------------------------------------------------------- the loop
 
     def run(self, stop: threading.Event | None = None, idle_sleep: float | None = None) -> None:
-        """Steps until `stop` is set; waits a little when the queue is empty."""
+        """Steps until `stop` is set; on an empty queue, waits for an event or `idle` seconds."""
         stop = stop or threading.Event()
         idle = idle_sleep if idle_sleep is not None else self.settings.batch_wait_ms / 1000
         while not stop.is_set():
@@ -292,6 +292,7 @@ class Worker:
                 stop.wait(1.0)
                 continue
             # Events that arrived while a batch ran are taken at once, so a busy queue never
-            # waits; only an empty one does (the time bound of a batch is `idle`).
+            # waits. An empty one is watched until an event arrives (the inbox looks every
+            # 20 ms), and at least every `idle` the clock moves on (timers, absence rules).
             if taken == 0:
-                stop.wait(idle)
+                self.queue.wait(stop, idle)
