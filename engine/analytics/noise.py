@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from engine.analytics import rollup
+from engine.analytics import flaps, rollup
 from engine.analytics.errors import AnalyticsQueryError
 from engine.analytics.filters import Filters
 from engine.analytics.frames import record, records, share
@@ -117,7 +117,12 @@ def _shares(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def flapping(
-    wh: Warehouse, filters: Filters, *, min_fires: int = 3, window_s: int = 3600, limit: int = 50
+    wh: Warehouse,
+    filters: Filters,
+    *,
+    min_fires: int = 3,
+    window_s: int = flaps.FLAP_WINDOW_S,
+    limit: int = 50,
 ) -> dict[str, Any]:
     """(rule, key)s that fired at least `min_fires` times within `window_s`, most fires first.
 
@@ -129,6 +134,16 @@ def flapping(
         raise AnalyticsQueryError("min_fires", "min_fires must be between 2 and 1000")
     if not 1 <= window_s <= 90 * 86400:
         raise AnalyticsQueryError("window", "the window must be between 1 second and 90 days")
+    from_sidecars = flaps.top_series(
+        wh, filters, min_fires=min_fires, window_s=window_s, limit=limit
+    )
+    if from_sidecars is not None:
+        return {
+            "filters": filters.to_dict(),
+            "min_fires": min_fires,
+            "window_s": window_s,
+            "series": records(from_sidecars),
+        }
     where, params = filters.where()
     params |= {"window_us": window_s * 1_000_000}
     # Stage 1 finds flapping series cheaply: the fire min_fires−1 before this one is within the

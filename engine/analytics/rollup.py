@@ -35,11 +35,12 @@ import duckdb
 import polars as pl
 
 from engine.analytics.filters import DIMENSIONS, Filters, naive
+from engine.analytics.flaps import FLAP_SCHEMA, flap_rollup, local_sql
 
 AUTO = "resolved_by = 'klaxon' AND resolution = 'auto' AND acknowledged_at IS NULL"
 FALSE_POSITIVE = "resolution = 'false_positive'"
 
-ROLLUP_VERSION = 3  # what the sidecars hold; snapshots with another are rolled up again
+ROLLUP_VERSION = 4  # what the sidecars hold; snapshots with another are rolled up again
 ALPHA = 0.01
 GAMMA = (1 + ALPHA) / (1 - ALPHA)
 ZERO_BIN = -(2**31)
@@ -204,8 +205,8 @@ Rollups = tuple[pl.DataFrame, ...]
 
 
 def rollups(frame: pl.DataFrame, targets: Targets | None) -> Rollups:
-    """(daily, hist, open, fp, slots, people) rollups of alerts rows; `open`: the unresolved, unmuted
-    rows."""
+    """(daily, hist, open, fp, slots, people, flap) rollups of alerts rows; `open`: the unresolved,
+    unmuted rows."""
     con = duckdb.connect(config={"preserve_insertion_order": False})
     con.execute("SET enable_progress_bar = false")
     try:
@@ -234,6 +235,7 @@ def rollups(frame: pl.DataFrame, targets: Targets | None) -> Rollups:
         ).pl()
         slots = con.sql(SLOT_SELECT.format(table="a", where="TRUE")).pl()
         acted = con.sql(PEOPLE_SELECT.format(table="a", where="TRUE")).pl()
+        flaps = con.sql(local_sql("a")).pl()
     finally:
         con.close()
     unresolved = frame.filter(pl.col("resolved_at").is_null() & ~pl.col("is_muted"))
@@ -245,6 +247,7 @@ def rollups(frame: pl.DataFrame, targets: Targets | None) -> Rollups:
         fingerprints.cast(pl.Schema(FP_SCHEMA)).select(list(FP_SCHEMA)),
         slots.cast(pl.Schema(SLOT_SCHEMA)).select(list(SLOT_SCHEMA)),
         acted.cast(pl.Schema(PEOPLE_SCHEMA)).select(list(PEOPLE_SCHEMA)),
+        flaps.cast(pl.Schema(FLAP_SCHEMA)).select(list(FLAP_SCHEMA)),
     )
 
 
@@ -295,15 +298,33 @@ def notification_rollups(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFram
 
 
 SIDECARS = {
-    "alerts": ("daily", "hist", "open", "fp", "slots", "people"),
+    "alerts": ("daily", "hist", "open", "fp", "slots", "people", "flap"),
     "notifications": ("daily", "hist"),
 }
 SCHEMAS = {
-    "alerts": (DAILY_SCHEMA, HIST_SCHEMA, OPEN_SCHEMA, FP_SCHEMA, SLOT_SCHEMA, PEOPLE_SCHEMA),
+    "alerts": (
+        DAILY_SCHEMA,
+        HIST_SCHEMA,
+        OPEN_SCHEMA,
+        FP_SCHEMA,
+        SLOT_SCHEMA,
+        PEOPLE_SCHEMA,
+        FLAP_SCHEMA,
+    ),
     "notifications": (NOTE_DAILY_SCHEMA, NOTE_HIST_SCHEMA),
 }
-_SIGNED = {
-    "alerts": (MEASURE_NAMES, ("n",), ("sign",), (*FP_COUNTS, "sign"), SLOT_COUNTS, PEOPLE_COUNTS),
+# The columns a delta's sidecars negate for the rows it replaces; None: the flap sidecar holds
+# the delta's new rows alone (engine/analytics/flaps.py).
+_SIGNED: dict[str, tuple[tuple[str, ...] | None, ...]] = {
+    "alerts": (
+        MEASURE_NAMES,
+        ("n",),
+        ("sign",),
+        (*FP_COUNTS, "sign"),
+        SLOT_COUNTS,
+        PEOPLE_COUNTS,
+        None,
+    ),
     "notifications": (NOTE_NAMES, ("n",)),
 }
 
@@ -322,11 +343,14 @@ def difference(
     plus = table_rollups(table, added, targets)
     if table == "alerts":
         plus = (*plus[:3], plus[3].with_columns(newer=pl.lit(1, pl.Int64)), *plus[4:])
+        if removed.height:  # the rows it replaces are fires the partitions' sidecars count
+            new = added.join(removed.select("id"), on="id", how="anti")
+            plus = (*plus[:6], flap_rollup(new))
     if removed.height == 0:
         return plus
     minus = table_rollups(table, removed, targets)
     return tuple(
-        pl.concat([p, m.with_columns([-pl.col(c) for c in signed])])
+        p if signed is None else pl.concat([p, m.with_columns([-pl.col(c) for c in signed])])
         for p, m, signed in zip(plus, minus, _SIGNED[table], strict=True)
     )
 

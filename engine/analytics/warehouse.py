@@ -11,6 +11,7 @@ is refreshing, the query uses the snapshot as it is rather than wait.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,19 @@ def _quote(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
-def _files(paths: list[Path]) -> str:
+def parquet_list(paths: list[Path]) -> str:
     return "[" + ", ".join(_quote(p) for p in paths) + "]"
+
+
+@dataclass(frozen=True)
+class TableFiles:
+    """One manifest's files of a table, for questions that read files one by one."""
+
+    sql: str  # the table as DuckDB sees it (the view's query)
+    parts: list[Path]
+    delta: Path | None
+    touched: list[Path]  # the partitions whose rows the delta replaces
+    rolled_up: bool  # every file has its sidecars, of this Klaxon's rollup version
 
 
 class Warehouse:
@@ -83,11 +95,11 @@ class Warehouse:
         touched = [path(state.parts[n].file) for n in state.touched if n in state.parts]
         pieces = []
         if plain:
-            pieces.append(f"SELECT * FROM read_parquet({_files(plain)})")
+            pieces.append(f"SELECT * FROM read_parquet({parquet_list(plain)})")
         if touched and state.delta:
             delta = _quote(path(state.delta))
             pieces.append(
-                f"SELECT * FROM read_parquet({_files(touched)}) "
+                f"SELECT * FROM read_parquet({parquet_list(touched)}) "
                 f"WHERE id NOT IN (SELECT id FROM read_parquet({delta}))"
             )
         if state.delta:
@@ -121,7 +133,7 @@ class Warehouse:
         files = [p.file for p in state.parts.values()] + ([state.delta] if state.delta else [])
         if files and state.rolled_up:
             paths = [self.snapshots.path(sidecar(f, kind)) for f in files]
-            return f"SELECT * FROM read_parquet({_files(paths)})"
+            return f"SELECT * FROM read_parquet({parquet_list(paths)})"
         types = {pl.Datetime("us"): "TIMESTAMP", pl.String(): "VARCHAR", pl.Int64(): "BIGINT"}
         columns = ", ".join(
             f"NULL::{types.get(t, 'INTEGER')} AS {name}" for name, t in schema.items()
@@ -134,6 +146,19 @@ class Warehouse:
             return False
         self._bind(self.ensure_fresh())
         return self._rolled.get(table, False)
+
+    def files(self, table: str) -> TableFiles:
+        """The files of `table` in the current manifest (refreshed first if it is stale)."""
+        manifest = self.ensure_fresh()
+        state = manifest.tables.get(table) or TableState()
+        path = self.snapshots.path
+        return TableFiles(
+            sql=self._view_sql(TABLES[table], state),
+            parts=[path(p.file) for _, p in sorted(state.parts.items())],
+            delta=path(state.delta) if state.delta else None,
+            touched=[path(state.parts[n].file) for n in state.touched if n in state.parts],
+            rolled_up=self.use_rollups and state.rolled_up and manifest.rollups == ROLLUP_VERSION,
+        )
 
     def sla_targets(self) -> Targets | None:
         """The SLA targets the rollups count breaches of (None: no rollups)."""
