@@ -61,23 +61,49 @@ def people(conn: Connection) -> tuple[pl.DataFrame, pl.DataFrame]:
     return team_frame, member_frame
 
 
-def after_hours(slots: pl.DataFrame, count: str, tz_of: pl.DataFrame, key: str) -> pl.DataFrame:
-    """Per `key`: how many of `count` fell outside working hours in that key's time zone.
+def by_zone(
+    wh: Warehouse,
+    slots_sql: str,
+    params: dict[str, Any],
+    key: str,
+    zones: pl.DataFrame,
+    counts: tuple[str, ...],
+    outside: str,
+    *,
+    known_only: bool = False,
+    fresh: bool = False,
+) -> pl.DataFrame:
+    """Per `key`: the sums of `counts`, and `after_hours` (the sum of `outside` over slots
+    outside working hours in that key's time zone).
 
-    `slots` holds counts per 15-minute UTC slot (every real time zone's offset is a multiple of
-    15 minutes, so a slot lies within one local hour); `tz_of` maps each key to its zone.
+    `slots_sql` gives `key`, `slot` (a 15-minute UTC slot: every real zone's offset is a
+    multiple of 15 minutes, so a slot lies within one local hour) and the counts; `zones` maps
+    keys to zones (a key without one is in UTC; with `known_only`, a key without one is left
+    out); `slots_sql` may read `zones` too. The local hour is worked out once per (zone, slot),
+    not per row.
     """
-    joined = slots.join(tz_of.select(key, "tz"), on=key, how="left").with_columns(
-        pl.col("tz").fill_null("UTC")
+    sums = ", ".join(f"sum({c})::BIGINT AS {c}" for c in counts)
+    return wh.frame(
+        f"""
+        WITH s AS ({slots_sql}),
+        m AS (
+            SELECT s.*, coalesce(z.tz, 'UTC') AS tz
+            FROM s {"" if known_only else "LEFT"} JOIN zones z USING ({key})
+        ),
+        h AS (
+            SELECT tz, slot, extract(hour FROM timezone(tz, slot AT TIME ZONE 'UTC')) AS local_hour
+            FROM (SELECT DISTINCT tz, slot FROM m)
+        )
+        SELECT {key}, {sums},
+               coalesce(sum({outside}) FILTER (
+                   local_hour < {WORK_START_H} OR local_hour >= {WORK_END_H}
+               ), 0)::BIGINT AS after_hours
+        FROM m JOIN h USING (tz, slot) GROUP BY {key}
+        """,
+        params,
+        fresh=fresh,
+        zones=zones.select(key, "tz"),
     )
-    parts = []
-    for (zone,), group in joined.partition_by("tz", as_dict=True).items():
-        hour = group["slot"].dt.replace_time_zone("UTC").dt.convert_time_zone(str(zone)).dt.hour()
-        outside = (hour < WORK_START_H) | (hour >= WORK_END_H)
-        parts.append(group.select(key, n=pl.when(outside).then(pl.col(count)).otherwise(0)))
-    if not parts:
-        return pl.DataFrame(schema={key: pl.String, "n": pl.Int64})
-    return pl.concat(parts).group_by(key).agg(pl.col("n").sum().cast(pl.Int64))
 
 
 def team_load(
@@ -86,8 +112,19 @@ def team_load(
     n_time, n_params = filters.where("n", dimensions=())
     dims, dim_params = filters.dims("a")
     not_pages = ", ".join(f"'{t}'" for t in NOT_PAGES)
-    slots = _alert_slots(wh, filters)
-    page_slots = wh.frame(
+    slots_sql, slot_params = _alert_slots(wh, filters)
+    alerts = by_zone(
+        wh,
+        slots_sql,
+        slot_params,
+        "team",
+        teams,
+        ("alerts", "acknowledged"),
+        "unmuted",
+        fresh=True,
+    ).rename({"after_hours": "after_hours_alerts"})
+    pages = by_zone(
+        wh,
         f"""
         SELECT coalesce(a.team, '') AS team,
                time_bucket(INTERVAL 15 minutes, {PAGED_AT}) AS slot, count(*) AS pages
@@ -96,26 +133,11 @@ def team_load(
         GROUP BY ALL
         """,
         n_params | dim_params,
-        fresh=False,
-    )
-    alerts = (
-        slots.group_by("team")
-        .agg(pl.col("alerts").sum(), pl.col("acknowledged").sum())
-        .join(
-            after_hours(slots, "unmuted", teams, "team").rename({"n": "after_hours_alerts"}),
-            on="team",
-            how="left",
-        )
-    )
-    pages = (
-        page_slots.group_by("team")
-        .agg(pl.col("pages").sum())
-        .join(
-            after_hours(page_slots, "pages", teams, "team").rename({"n": "after_hours_pages"}),
-            on="team",
-            how="left",
-        )
-    )
+        "team",
+        teams,
+        ("pages",),
+        "pages",
+    ).rename({"after_hours": "after_hours_pages"})
     wanted = set(filters.team)
     known = teams.filter(pl.col("team").is_in(list(wanted))) if wanted else teams
     frame = (
@@ -161,13 +183,13 @@ def team_load(
     }
 
 
-def _alert_slots(wh: Warehouse, filters: Filters) -> pl.DataFrame:
-    """Per (team, 15-minute slot): alerts, acknowledged, unmuted; from the `slots` sidecars
-    when they answer (rollup.slot_rows), else from the alerts."""
+def _alert_slots(wh: Warehouse, filters: Filters) -> tuple[str, dict[str, Any]]:
+    """SQL of alerts, acknowledged and unmuted per (team, 15-minute slot): from the `slots`
+    sidecars when they answer (rollup.slot_rows), else from the alerts."""
     rows = rollup.slot_rows(filters)
     if rows is not None and wh.rolled_up():
         sql, params = rows
-        return wh.frame(
+        return (
             f"""
             SELECT team, slot, sum(alerts)::BIGINT AS alerts,
                    sum(acknowledged)::BIGINT AS acknowledged, sum(unmuted)::BIGINT AS unmuted
@@ -176,7 +198,7 @@ def _alert_slots(wh: Warehouse, filters: Filters) -> pl.DataFrame:
             params,
         )
     where, params = filters.where("a")
-    return wh.frame(
+    return (
         f"""
         SELECT coalesce(a.team, '') AS team, time_bucket(INTERVAL 15 minutes, a.created_at) AS slot,
                count(*) AS alerts, count(a.acknowledged_at) AS acknowledged,
@@ -229,7 +251,9 @@ def _people(wh: Warehouse, filters: Filters, members: pl.DataFrame) -> list[dict
     # The alerts are joined only when a filter needs them; the prefix is stripped after
     # grouping, on a few thousand rows rather than on every page.
     join = "JOIN alerts a ON a.id = n.alert_id" if filters.is_narrowed else ""
-    paged = wh.frame(
+    tz_of = members.select("email", "tz").unique("email").rename({"email": "who"})
+    paged = by_zone(
+        wh,
         f"""
         SELECT regexp_replace(raw, '^user:', '') AS who, slot, sum(pages)::BIGINT AS pages
         FROM (
@@ -238,12 +262,19 @@ def _people(wh: Warehouse, filters: Filters, members: pl.DataFrame) -> list[dict
             FROM notifications n {join}
             WHERE {n_time} AND {dims if join else "TRUE"} AND n.status = 'sent'
                   AND n.transition NOT IN ({not_pages})
+                  AND coalesce(n.person, n.target) IN (
+                      SELECT who FROM zones UNION ALL SELECT 'user:' || who FROM zones
+                  )
             GROUP BY ALL
         ) GROUP BY ALL
         """,
         n_params | (dim_params if join else {}),
-        fresh=False,
-    )
+        "who",
+        tz_of,
+        ("pages",),
+        "pages",
+        known_only=True,
+    ).rename({"who": "email", "after_hours": "after_hours_pages"})
     # A person acts under their email or their name.
     by_email = members.select("email", "name").unique()
     acted = (
@@ -259,18 +290,6 @@ def _people(wh: Warehouse, filters: Filters, members: pl.DataFrame) -> list[dict
         )
         .group_by("email")
         .agg(pl.col("acknowledged", "resolved").sum().cast(pl.Int64))
-    )
-    tz_of = members.select("email", "tz").unique("email").rename({"email": "who"})
-    mine = paged.join(tz_of.select("who"), on="who", how="semi")
-    paged = (
-        mine.group_by("who")
-        .agg(pl.col("pages").sum().cast(pl.Int64))
-        .join(
-            after_hours(mine, "pages", tz_of, "who").rename({"n": "after_hours_pages"}),
-            on="who",
-            how="left",
-        )
-        .rename({"who": "email"})
     )
     frame = (
         members.group_by("email", "name", "tz")
