@@ -120,7 +120,7 @@ def _alert_types(frame: pl.DataFrame) -> list[pl.DataType]:
 def notifications(alert_frame: pl.DataFrame, first_id: int = 1, seed: int = 2) -> pl.DataFrame:
     """One notification per five alerts: mostly sent within seconds, some failed or dead."""
     rng = np.random.default_rng(seed + first_id)
-    picked = alert_frame.filter(pl.col("id") % 5 == 0).select("id", "created_at")
+    picked = alert_frame.filter(pl.col("id") % 5 == 0).select("id", "created_at", "team")
     n = picked.height
     status = np.array(["sent", "dead", "suppressed"])[rng.choice(3, n, p=[0.93, 0.03, 0.04])]
     latency = (rng.lognormal(np.log(1.5), 0.8, n) * 1e6).astype(np.int64)
@@ -136,6 +136,7 @@ def notifications(alert_frame: pl.DataFrame, first_id: int = 1, seed: int = 2) -
             "attempts": rng.integers(1, 4, n),
             "created_at": picked["created_at"],
             "sent_at": picked["created_at"] + pl.Series(latency).cast(pl.Duration("us")),
+            "team": picked["team"],
         }
     ).with_columns(sent_at=pl.when(pl.col("status") == "sent").then(pl.col("sent_at")))
     empty = NOTIFICATIONS.empty()

@@ -47,7 +47,7 @@ from engine.analytics.rollup import (
 from engine.analytics.tables import TABLES, TableSpec
 from engine.store.db import Database
 
-FORMAT = 1
+FORMAT = 2  # 2: notifications carry their alert's team
 PART_IDS = 1_000_000  # ids per base partition
 COMPACT_ROWS = 200_000  # fold the delta into the partitions past this many rows
 MARGIN = timedelta(minutes=5)  # re-read changes this far back: a transaction still open then

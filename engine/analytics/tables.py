@@ -178,6 +178,8 @@ ALERTS = TableSpec(
     ),
 )
 
+_ALERT_TEAM = "(SELECT a.team FROM alerts a WHERE a.id = notifications.alert_id)"
+
 NOTIFICATIONS = TableSpec(
     name="notifications",
     mode="settle",
@@ -196,6 +198,9 @@ NOTIFICATIONS = TableSpec(
         Column("channel", "str"),
         Column("status", "str"),
         Column("attempts", "int"),
+        # The team of its alert as the notification is read. Klaxon never moves an alert to
+        # another team, so pages per team need no join with 10M alerts (0.45 s a year).
+        Column("team", "str", sqlite=_ALERT_TEAM, postgresql=_ALERT_TEAM),
         Column("created_at", "time"),
         Column("sent_at", "time"),
     ),

@@ -18,7 +18,7 @@ import polars as pl
 from sqlalchemy import Connection, select
 
 from engine.analytics import rollup
-from engine.analytics.filters import Filters
+from engine.analytics.filters import DIMENSIONS, Filters
 from engine.analytics.frames import records, share
 from engine.analytics.warehouse import Warehouse
 from engine.store.models import Team, TeamMember, User
@@ -59,6 +59,19 @@ def people(conn: Connection) -> tuple[pl.DataFrame, pl.DataFrame]:
         schema={"team": pl.String, "email": pl.String, "name": pl.String, "tz": pl.String},
     )
     return team_frame, member_frame
+
+
+def _pages_where(filters: Filters) -> tuple[str, str, dict[str, Any]]:
+    """(join, condition, params) for the pages of the filtered alerts in the period: the team
+    is the notification's own; other filters need the alerts joined."""
+    n_time, params = filters.where("n", dimensions=("team",))
+    others = tuple(d for d in DIMENSIONS if d != "team")
+    dims, dim_params = filters.dims("a", dimensions=others)
+    narrowed = any(getattr(filters, d) for d in others)
+    join = "JOIN alerts a ON a.id = n.alert_id" if narrowed else ""
+    not_pages = ", ".join(f"'{t}'" for t in NOT_PAGES)
+    where = f"{n_time} AND n.status = 'sent' AND n.transition NOT IN ({not_pages})"
+    return join, f"{where} AND {dims}" if narrowed else where, params | dim_params
 
 
 def by_zone(
@@ -109,9 +122,7 @@ def by_zone(
 def team_load(
     wh: Warehouse, filters: Filters, teams: pl.DataFrame, members: pl.DataFrame
 ) -> dict[str, Any]:
-    n_time, n_params = filters.where("n", dimensions=())
-    dims, dim_params = filters.dims("a")
-    not_pages = ", ".join(f"'{t}'" for t in NOT_PAGES)
+    join, where, params = _pages_where(filters)
     slots_sql, slot_params = _alert_slots(wh, filters)
     alerts = by_zone(
         wh,
@@ -126,13 +137,11 @@ def team_load(
     pages = by_zone(
         wh,
         f"""
-        SELECT coalesce(a.team, '') AS team,
+        SELECT coalesce(n.team, '') AS team,
                time_bucket(INTERVAL 15 minutes, {PAGED_AT}) AS slot, count(*) AS pages
-        FROM notifications n JOIN alerts a ON a.id = n.alert_id
-        WHERE {n_time} AND {dims} AND n.status = 'sent' AND n.transition NOT IN ({not_pages})
-        GROUP BY ALL
+        FROM notifications n {join} WHERE {where} GROUP BY ALL
         """,
-        n_params | dim_params,
+        params,
         "team",
         teams,
         ("pages",),
@@ -244,13 +253,10 @@ def _people(wh: Warehouse, filters: Filters, members: pl.DataFrame) -> list[dict
         members = members.filter(pl.col("team").is_in(list(wanted)))
     if members.height == 0:
         return []
-    n_time, n_params = filters.where("n", dimensions=())
-    dims, dim_params = filters.dims("a")
-    not_pages = ", ".join(f"'{t}'" for t in NOT_PAGES)
+    join, where, params = _pages_where(filters)
     acked = _acted(wh, filters)
     # The alerts are joined only when a filter needs them; the prefix is stripped after
     # grouping, on a few thousand rows rather than on every page.
-    join = "JOIN alerts a ON a.id = n.alert_id" if filters.is_narrowed else ""
     tz_of = members.select("email", "tz").unique("email").rename({"email": "who"})
     paged = by_zone(
         wh,
@@ -260,15 +266,13 @@ def _people(wh: Warehouse, filters: Filters, members: pl.DataFrame) -> list[dict
             SELECT coalesce(n.person, n.target) AS raw,
                    time_bucket(INTERVAL 15 minutes, {PAGED_AT}) AS slot, count(*) AS pages
             FROM notifications n {join}
-            WHERE {n_time} AND {dims if join else "TRUE"} AND n.status = 'sent'
-                  AND n.transition NOT IN ({not_pages})
-                  AND coalesce(n.person, n.target) IN (
+            WHERE {where} AND coalesce(n.person, n.target) IN (
                       SELECT who FROM zones UNION ALL SELECT 'user:' || who FROM zones
                   )
             GROUP BY ALL
         ) GROUP BY ALL
         """,
-        n_params | (dim_params if join else {}),
+        params,
         "who",
         tz_of,
         ("pages",),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import update
 
+from engine.analytics.snapshot import FORMAT
 from engine.store.models import Alert
 
 
@@ -62,6 +63,8 @@ def test_a_snapshot_from_another_version_is_rebuilt(wh, store) -> None:
     store.alerts([store.alert(1, store.at(0))])
     wh.refresh()
     path = wh.snapshots.manifest_path
-    path.write_text(path.read_text().replace('"format": 1', '"format": 0'))
+    text = path.read_text()
+    assert f'"format": {FORMAT}' in text
+    path.write_text(text.replace(f'"format": {FORMAT}', '"format": 0'))
     assert wh.snapshots.manifest() is None
     assert wh.frame("select count(*) n from alerts")["n"][0] == 1
