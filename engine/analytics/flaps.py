@@ -84,10 +84,6 @@ def flap_rollup(frame: pl.DataFrame) -> pl.DataFrame:
     return out.cast(pl.Schema(FLAP_SCHEMA)).select(list(FLAP_SCHEMA))
 
 
-def _sidecar(data: Path) -> Path:
-    return data.with_name(data.name.removesuffix(".parquet") + ".flap.parquet")
-
-
 def _quote(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
@@ -133,9 +129,10 @@ def top_series(
         return None
     start, end = naive(filters.start), naive(filters.end)
     rule, params = filters.dims(dimensions=("rule",))
-    sources = [(p, _sidecar(p), f"read_parquet({_quote(p)})") for p in files.parts]
+    flap = files.sidecar
+    sources = [(p, flap(p, "flap"), f"read_parquet({_quote(p)})") for p in files.parts]
     if files.delta is not None:
-        sources.append((files.delta, _sidecar(files.delta), _new_rows(files)))
+        sources.append((files.delta, flap(files.delta, "flap"), _new_rows(files)))
     sidecars = ", ".join(_quote(s) for _, s, _ in sources)
     spans = {
         Path(r["filename"]): (r["a"], r["b"])

@@ -66,8 +66,8 @@ def noise(wh: Warehouse, filters: Filters, limit: int = 10) -> dict[str, Any]:
         )
     # Counting first and describing only the top fingerprints afterwards: the title and rules
     # of every fingerprint in the period would cost most of the query (5x on 1M alerts).
-    from_sidecars = rollup.fingerprint_sql(filters, limit)
-    if from_sidecars is not None and wh.rolled_up():
+    from_sidecars = _fingerprint_sql(wh, filters, limit)
+    if from_sidecars is not None:
         fingerprints = wh.frame(*from_sidecars, fresh=False)
     else:
         fingerprints = _fingerprints(wh, where, params, counts, limit)
@@ -83,6 +83,39 @@ def noise(wh: Warehouse, filters: Filters, limit: int = 10) -> dict[str, Any]:
         "rules": [_shares(r) for r in records(rules)],
         "fingerprints": [_shares(r) for r in records(fingerprints)],
     }
+
+
+def _fingerprint_sql(
+    wh: Warehouse, filters: Filters, limit: int
+) -> tuple[str, dict[str, Any]] | None:
+    """rollup.fingerprint_sql over one manifest's files, with the partitions the period's whole
+    days hold read from their whole-file sidecars; None when the sidecars cannot answer."""
+    days_of = rollup.whole_days(filters)
+    if rollup.fingerprint_sql(filters, limit) is None or days_of is None:
+        return None
+    files = wh.files("alerts")
+    if not files.rolled_up:
+        return None
+    d0, d1 = days_of
+    whole_files = [files.sidecar(p, "fpfile") for p in files.parts]
+    inside = set()
+    if whole_files:
+        listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in whole_files)
+        spans = wh.frame(
+            f"SELECT filename, min(first_created) AS a, max(last_created) AS b "
+            f"FROM read_parquet([{listed}], filename = true) GROUP BY filename",
+            fresh=False,
+        )
+        inside = {
+            r["filename"] for r in spans.iter_rows(named=True) if d0 <= r["a"] and r["b"] < d1
+        }
+    whole = [f for f in whole_files if str(f) in inside]
+    days = [
+        files.sidecar(p, "fp") for p in files.parts if str(files.sidecar(p, "fpfile")) not in inside
+    ]
+    if files.delta is not None:
+        days.append(files.sidecar(files.delta, "fp"))
+    return rollup.fingerprint_sql(filters, limit, whole, days, f"({files.sql})")
 
 
 def _fingerprints(

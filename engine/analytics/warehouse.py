@@ -45,6 +45,11 @@ class TableFiles:
     touched: list[Path]  # the partitions whose rows the delta replaces
     rolled_up: bool  # every file has its sidecars, of this Klaxon's rollup version
 
+    @staticmethod
+    def sidecar(data: Path, kind: str) -> Path:
+        """The `kind` rollup sidecar of a data file (see rollup.SIDECARS)."""
+        return data.with_name(data.name.removesuffix(".parquet") + f".{kind}.parquet")
+
 
 class Warehouse:
     """Queries over one store's snapshots."""

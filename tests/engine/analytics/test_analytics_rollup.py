@@ -342,7 +342,7 @@ def _frame(rows: list[dict[str, Any]], first_id: int) -> pl.DataFrame:
     changed=st.lists(st.tuples(st.integers(0, 59), _rows), max_size=15),
     added=st.lists(_rows, max_size=10),
     start_s=st.integers(0, 3 * 86400),
-    length_s=st.integers(3600, 4 * 86400),
+    length_s=st.integers(3600, 8 * 86400),  # up to every row: the whole-file sidecars
     team=st.sampled_from([None, "platform"]),
     severity=st.sampled_from([None, "high,low"]),
 )
