@@ -35,6 +35,7 @@ import duckdb
 import polars as pl
 
 from engine.analytics.filters import DIMENSIONS, Filters, naive
+from engine.analytics.paths import parquet_list, quote
 
 if TYPE_CHECKING:
     from engine.analytics.warehouse import TableFiles, Warehouse
@@ -84,18 +85,14 @@ def flap_rollup(frame: pl.DataFrame) -> pl.DataFrame:
     return out.cast(pl.Schema(FLAP_SCHEMA)).select(list(FLAP_SCHEMA))
 
 
-def _quote(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
-
-
 def _new_rows(files: TableFiles) -> str:
     """The delta's rows that replace none of the partitions'."""
     assert files.delta is not None
-    delta = f"read_parquet({_quote(files.delta)})"
+    delta = f"read_parquet({quote(files.delta)})"
     if not files.touched:
         return delta
-    touched = ", ".join(_quote(p) for p in files.touched)
-    return f"(SELECT * FROM {delta} WHERE id NOT IN (SELECT id FROM read_parquet([{touched}])))"
+    touched = parquet_list(files.touched)
+    return f"(SELECT * FROM {delta} WHERE id NOT IN (SELECT id FROM read_parquet({touched})))"
 
 
 def _crossings(
@@ -130,15 +127,15 @@ def top_series(
     start, end = naive(filters.start), naive(filters.end)
     rule, params = filters.dims(dimensions=("rule",))
     flap = files.sidecar
-    sources = [(p, flap(p, "flap"), f"read_parquet({_quote(p)})") for p in files.parts]
+    sources = [(p, flap(p, "flap"), f"read_parquet({quote(p)})") for p in files.parts]
     if files.delta is not None:
         sources.append((files.delta, flap(files.delta, "flap"), _new_rows(files)))
-    sidecars = ", ".join(_quote(s) for _, s, _ in sources)
+    sidecars = parquet_list([s for _, s, _ in sources])
     spans = {
         Path(r["filename"]): (r["a"], r["b"])
         for r in wh.frame(
             f"SELECT filename, min(first_fire) AS a, max(last_fire) AS b "
-            f"FROM read_parquet([{sidecars}], filename = true) GROUP BY filename",
+            f"FROM read_parquet({sidecars}, filename = true) GROUP BY filename",
             fresh=False,
         ).iter_rows(named=True)
     }
@@ -148,12 +145,12 @@ def top_series(
         if data not in spans or spans[data][1] < start or spans[data][0] >= end:
             continue  # no fires in the period
         if start <= spans[data][0] and spans[data][1] < end:
-            inside.append(_quote(side))
+            inside.append(side)
         else:
             pieces.append(local_sql(rows, f"created_at >= $start AND created_at < $end AND {rule}"))
     if not inside:
         return None  # every file is cut: the exact query is as fast (the 30-day default)
-    pieces.append(f"SELECT * FROM read_parquet([{', '.join(inside)}]) WHERE {rule}")
+    pieces.append(f"SELECT * FROM read_parquet({parquet_list(inside)}) WHERE {rule}")
     live = {f: s for f, s in spans.items() if s[1] >= start and s[0] < end}
     ranges = _crossings(live, start, end)
     params |= {"start": start, "end": end, "min_fires": min_fires}

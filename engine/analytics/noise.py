@@ -19,6 +19,7 @@ from engine.analytics import flaps, rollup
 from engine.analytics.errors import AnalyticsQueryError
 from engine.analytics.filters import Filters
 from engine.analytics.frames import record, records, share
+from engine.analytics.paths import parquet_list
 from engine.analytics.rollup import AUTO, FALSE_POSITIVE
 from engine.analytics.warehouse import Warehouse
 
@@ -100,10 +101,9 @@ def _fingerprint_sql(
     whole_files = [files.sidecar(p, "fpfile") for p in files.parts]
     inside = set()
     if whole_files:
-        listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in whole_files)
         spans = wh.frame(
             f"SELECT filename, min(first_created) AS a, max(last_created) AS b "
-            f"FROM read_parquet([{listed}], filename = true) GROUP BY filename",
+            f"FROM read_parquet({parquet_list(whole_files)}, filename = true) GROUP BY filename",
             fresh=False,
         )
         inside = {

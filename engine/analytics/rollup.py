@@ -37,6 +37,7 @@ import polars as pl
 
 from engine.analytics.filters import DIMENSIONS, Filters, naive
 from engine.analytics.flaps import FLAP_SCHEMA, flap_rollup, local_sql
+from engine.analytics.paths import parquet_list
 
 AUTO = "resolved_by = 'klaxon' AND resolution = 'auto' AND acknowledged_at IS NULL"
 FALSE_POSITIVE = "resolution = 'false_positive'"
@@ -621,8 +622,7 @@ def notification_hist_rows(filters: Filters) -> tuple[str, dict[str, Any]] | Non
 def _read(paths: Sequence[Path], schema: dict[str, pl.DataType]) -> str:
     """Parquet files as a relation (typed no rows when there are none)."""
     if paths:
-        quoted = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
-        return f"read_parquet([{quoted}])"
+        return f"read_parquet({parquet_list(paths)})"
     types = {pl.Datetime("us"): "TIMESTAMP", pl.String(): "VARCHAR"}
     columns = ", ".join(f"NULL::{types.get(t, 'BIGINT')} AS {n}" for n, t in schema.items())
     return f"(SELECT {columns} WHERE false)"

@@ -19,20 +19,13 @@ import duckdb
 import polars as pl
 
 from engine.analytics.errors import AnalyticsError
+from engine.analytics.paths import parquet_list, quote
 from engine.analytics.rollup import ROLLUP_VERSION, SCHEMAS, SIDECARS, Targets
 from engine.analytics.snapshot import Manifest, Snapshots, TableState, sidecar
 from engine.analytics.tables import TABLES, TableSpec
 from engine.store.db import Database
 
 DEFAULT_MAX_AGE_S = 5.0
-
-
-def _quote(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
-
-
-def parquet_list(paths: list[Path]) -> str:
-    return "[" + ", ".join(_quote(p) for p in paths) + "]"
 
 
 @dataclass(frozen=True)
@@ -102,15 +95,15 @@ class Warehouse:
         if plain:
             pieces.append(f"SELECT * FROM read_parquet({parquet_list(plain)})")
         if touched and state.delta:
-            delta = _quote(path(state.delta))
+            delta = quote(path(state.delta))
             pieces.append(
                 f"SELECT * FROM read_parquet({parquet_list(touched)}) "
                 f"WHERE id NOT IN (SELECT id FROM read_parquet({delta}))"
             )
         if state.delta:
-            pieces.append(f"SELECT * FROM read_parquet({_quote(path(state.delta))})")
+            pieces.append(f"SELECT * FROM read_parquet({quote(path(state.delta))})")
         if not pieces:
-            pieces.append(f"SELECT * FROM read_parquet({_quote(self.snapshots.empty_file(spec))})")
+            pieces.append(f"SELECT * FROM read_parquet({quote(self.snapshots.empty_file(spec))})")
         return " UNION ALL ".join(pieces)
 
     def _bind(self, manifest: Manifest) -> None:
