@@ -130,6 +130,8 @@ def top_series(
     sources = [(p, flap(p, "flap"), f"read_parquet({quote(p)})") for p in files.parts]
     if files.delta is not None:
         sources.append((files.delta, flap(files.delta, "flap"), _new_rows(files)))
+    if not sources:
+        return None  # an empty snapshot
     sidecars = parquet_list([s for _, s, _ in sources])
     spans = {
         Path(r["filename"]): (r["a"], r["b"])

@@ -186,3 +186,20 @@ def test_another_window_or_filter_uses_the_exact_query(tmp_path) -> None:
     finally:
         fast.close()
         exact.close()
+
+
+def test_an_empty_snapshot_has_no_flapping(tmp_path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'empty.db'}")
+    snap = Snapshots(db, tmp_path / "data")
+    snap.root.mkdir(parents=True)
+    manifest = Manifest(1, "2100-01-01T00:00:00+00:00", pl.__version__, {"alerts": TableState()})
+    manifest.rollups = rollup.ROLLUP_VERSION
+    snap.manifest_path.write_bytes(manifest.to_json())
+    wh = Warehouse(db, tmp_path / "data", max_age_s=1e9)
+    try:
+        f = _period(0, 600, None)
+        assert flaps.top_series(wh, f, min_fires=2, window_s=3600, limit=5) is None
+        assert flapping(wh, f)["series"] == []
+    finally:
+        wh.close()
+        db.dispose()
