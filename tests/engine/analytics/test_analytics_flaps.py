@@ -105,7 +105,7 @@ def _period(start_m: int, length_m: int, rule: str | None) -> Filters:
 
 @pytest.mark.hypothesis
 @settings(
-    max_examples=30,
+    max_examples=15,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
