@@ -132,15 +132,7 @@ def top_series(
         sources.append((files.delta, flap(files.delta, "flap"), _new_rows(files)))
     if not sources:
         return None  # an empty snapshot
-    sidecars = parquet_list([s for _, s, _ in sources])
-    spans = {
-        Path(r["filename"]): (r["a"], r["b"])
-        for r in wh.frame(
-            f"SELECT filename, min(first_fire) AS a, max(last_fire) AS b "
-            f"FROM read_parquet({sidecars}, filename = true) GROUP BY filename",
-            fresh=False,
-        ).iter_rows(named=True)
-    }
+    spans = wh.spans([s for _, s, _ in sources], "first_fire", "last_fire")
     spans = {data: spans[s] for data, s, _ in sources if s in spans}
     pieces, inside = [], []
     for data, side, rows in sources:

@@ -19,7 +19,6 @@ from engine.analytics import flaps, rollup
 from engine.analytics.errors import AnalyticsQueryError
 from engine.analytics.filters import Filters
 from engine.analytics.frames import record, records, share
-from engine.analytics.paths import parquet_list
 from engine.analytics.rollup import AUTO, FALSE_POSITIVE
 from engine.analytics.warehouse import Warehouse
 
@@ -99,20 +98,10 @@ def _fingerprint_sql(
         return None
     d0, d1 = days_of
     whole_files = [files.sidecar(p, "fpfile") for p in files.parts]
-    inside = set()
-    if whole_files:
-        spans = wh.frame(
-            f"SELECT filename, min(first_created) AS a, max(last_created) AS b "
-            f"FROM read_parquet({parquet_list(whole_files)}, filename = true) GROUP BY filename",
-            fresh=False,
-        )
-        inside = {
-            r["filename"] for r in spans.iter_rows(named=True) if d0 <= r["a"] and r["b"] < d1
-        }
-    whole = [f for f in whole_files if str(f) in inside]
-    days = [
-        files.sidecar(p, "fp") for p in files.parts if str(files.sidecar(p, "fpfile")) not in inside
-    ]
+    spans = wh.spans(whole_files, "first_created", "last_created")
+    inside = {f for f, (a, b) in spans.items() if d0 <= a and b < d1}
+    whole = [f for f in whole_files if f in inside]
+    days = [files.sidecar(p, "fp") for p in files.parts if files.sidecar(p, "fpfile") not in inside]
     if files.delta is not None:
         days.append(files.sidecar(files.delta, "fp"))
     return rollup.fingerprint_sql(filters, limit, whole, days, f"({files.sql})")

@@ -158,6 +158,17 @@ class Warehouse:
             rolled_up=self.use_rollups and state.rolled_up and manifest.rollups == ROLLUP_VERSION,
         )
 
+    def spans(self, paths: list[Path], first: str, last: str) -> dict[Path, tuple[Any, Any]]:
+        """Per file of `paths` (sidecars): the least `first` and greatest `last` it holds."""
+        if not paths:
+            return {}
+        frame = self.frame(
+            f"SELECT filename, min({first}) AS a, max({last}) AS b "
+            f"FROM read_parquet({parquet_list(paths)}, filename = true) GROUP BY filename",
+            fresh=False,
+        )
+        return {Path(r["filename"]): (r["a"], r["b"]) for r in frame.iter_rows(named=True)}
+
     def sla_targets(self) -> Targets | None:
         """The SLA targets the rollups count breaches of (None: no rollups)."""
         return self._sla_targets if self.rolled_up() else None
