@@ -154,7 +154,7 @@ def run(
     return pl.concat(outs)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rules=rule_files(), stream=streams(), k=st.integers(2, 7))
 def test_batch_size_does_not_change_transitions(
     rules: str, stream: list[dict[str, object]], k: int
@@ -168,7 +168,7 @@ def test_batch_size_does_not_change_transitions(
     assert_frame_equal(run(rules, events, k, until), whole)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rules=rule_files(), stream=streams(), k=st.integers(1, 5))
 def test_save_and_restore_at_any_boundary_changes_nothing(
     rules: str, stream: list[dict[str, object]], k: int
@@ -178,7 +178,7 @@ def test_save_and_restore_at_any_boundary_changes_nothing(
     assert_frame_equal(run(rules, events, k, until, restore=True), run(rules, events, k, until))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     rules=rule_files(),
     stream=streams(),
