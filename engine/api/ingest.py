@@ -20,7 +20,7 @@ from engine.auth.principal import Principal
 from engine.normalize import normalize
 from engine.schema import EventValidationError, identity_hash, records_from_dicts
 from engine.store.db import Database
-from engine.store.events import insert_events, new_event_id
+from engine.store.events import insert_events, new_event_ids
 
 router = APIRouter(prefix="/api/v1", tags=["ingest"])
 
@@ -101,9 +101,9 @@ async def _store(
     request: Request, records: list[dict[str, Any]], source: str, note: str | None = None
 ) -> Accepted:
     writer: IngestWriter = request.app.state.writer
-    for r in records:
-        if not r.get("event_id"):
-            r["event_id"] = new_event_id()
+    missing = [r for r in records if not r.get("event_id")]
+    for r, event_id in zip(missing, new_event_ids(len(missing)), strict=True):
+        r["event_id"] = event_id
     stored = await writer.write(records) if records else 0
     _count(request, "klaxon_events_ingested_total", {"source": source}, len(records))
     return Accepted(

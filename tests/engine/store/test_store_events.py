@@ -82,3 +82,24 @@ def test_an_idle_worker_wakes_when_an_event_arrives(db) -> None:
         assert inbox.ack(conn, batch)
     stop.set()
     assert inbox.wait(stop, 60.0) is False  # a stopping worker is not held
+
+
+def test_an_event_id_is_stored_and_queued_once_within_a_request_and_across_requests(db) -> None:
+    records = records_from_dicts(_items()[:6])
+    for i, r in enumerate(records):
+        r["value"] = None  # a column of nothing but nulls still has its type
+        r["event_id"] = f"tool:{i}"
+    records[3] = dict(records[1])  # the same event twice in one request
+    with db.connect() as conn:
+        first = insert_events(conn, records, return_ids=True)
+    with db.connect() as conn:  # a retried delivery with one new event
+        again = insert_events(conn, [*records[:2], *records_from_dicts(_items()[6:7])])
+    assert sorted(first) == sorted({r["event_id"] for r in records})
+    assert len(first) == 5
+    assert len(again) == 1
+    batch = SqlInbox(db).claim(1000)
+    assert batch is not None
+    # queued in the order they were accepted, each once
+    want = [r["event_id"] for i, r in enumerate(records) if i != 3]
+    assert batch.events["event_id"].to_list()[:5] == want
+    assert batch.events.height == 6
