@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,6 +32,15 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+def json_loads(text: str | bytes) -> Any:
+    """JSON columns read with orjson (the standard library's decoder was 7% of a worker's
+    batch); text orjson refuses, such as the NaN the standard encoder writes, as before."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
     """An SQLAlchemy engine set up for Klaxon's access pattern.
 
@@ -42,7 +53,11 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            json_deserializer=json_loads,
+        )
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -59,7 +74,9 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+    return create_engine(
+        url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True, json_deserializer=json_loads
+    )
 
 
 def orm(conn: Connection) -> Session:
@@ -76,7 +93,11 @@ class Database:
         # Reads on SQLite go through a second engine without BEGIN IMMEDIATE: in WAL mode they
         # never wait for the writer, and they must not hold its lock.
         self.reader = (
-            create_engine(self.url, connect_args={"check_same_thread": False, "timeout": 30})
+            create_engine(
+                self.url,
+                connect_args={"check_same_thread": False, "timeout": 30},
+                json_deserializer=json_loads,
+            )
             if is_sqlite(self.url)
             else self.engine
         )
