@@ -65,11 +65,11 @@ def enqueue_batch(
             continue
         if alert.muted_by:
             continue  # DSL.md §5: stored, but neither notified nor escalated
-        snapshot = alert_snapshot(alert)
         targets = [str(x) for x in alert.notify or []] or (
             [f"team:{alert.team}"] if alert.team else []
         )
-        rows += planner.for_targets(snapshot, "fired", targets)
+        if targets:
+            rows += planner.for_targets(alert_snapshot(alert), "fired", targets)
         ladder = ladder_for(alert, planner.directory)
         if ladder:
             escalations.append(_escalation(alert.id, ladder, now))
