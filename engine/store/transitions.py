@@ -152,6 +152,7 @@ def _alert_values(row: dict[str, Any], incident_id: int | None, now: datetime) -
     }
 
 
+_TEXT_COLUMNS = ("fingerprint", "description", "source", "service", "environment", "host")
 _EMPTY_JSON = {"labels": "{}", "event_labels": "{}", "notify": "[]", "escalate": "[]"}
 
 
@@ -172,22 +173,25 @@ def _alert_frame(
 ) -> pl.DataFrame:
     """The alert rows of fired transitions, column-wise (as `_alert_values` makes one): JSON
     columns as JSON text, times as UTC datetimes, in the alerts table's column names."""
-    incidents = pl.DataFrame(
-        [(*ident, incident_id) for ident, incident_id in incident_ids.items()],
-        schema={
-            "incident_by": pl.String,
-            "incident_key": pl.String,
-            "incident_opened": fired.schema["incident_opened"],
-            "incident_id": pl.Int64,
-        },
-        orient="row",
-    )
-    with_ids = fired.join(
-        incidents,
-        on=["incident_by", "incident_key", "incident_opened"],
-        how="left",
-        maintain_order="left",
-    )
+    if incident_ids:
+        incidents = pl.DataFrame(
+            [(*ident, incident_id) for ident, incident_id in incident_ids.items()],
+            schema={
+                "incident_by": pl.String,
+                "incident_key": pl.String,
+                "incident_opened": fired.schema["incident_opened"],
+                "incident_id": pl.Int64,
+            },
+            orient="row",
+        )
+        with_ids = fired.join(
+            incidents,
+            on=["incident_by", "incident_key", "incident_opened"],
+            how="left",
+            maintain_order="left",
+        )
+    else:
+        with_ids = fired.with_columns(incident_id=pl.lit(None, dtype=pl.Int64))
     muted = pl.col("muted_by").list.len().fill_null(0) > 0
     text = [pl.col(c).fill_null("") for c in _TEXT_COLUMNS]
     title = pl.col("title").fill_null("")
@@ -215,9 +219,6 @@ def _alert_frame(
         pl.lit(0).alias("escalation_level"),
         pl.lit(now).dt.convert_time_zone("UTC").alias("updated_at"),
     )
-
-
-_TEXT_COLUMNS = ("fingerprint", "description", "source", "service", "environment", "host")
 
 
 _HISTORY = pl.Schema(
@@ -534,7 +535,7 @@ def insert_frame(
     text, datetimes in UTC), converted column-wise by Polars rather than value by value.
     With `returning`, the new ids in the order of the rows.
 
-    PostgreSQL: ids drawn from the sequence first, then one COPY whose text Polars writes.
+    PostgreSQL: ids drawn from the sequence first, then one COPY of CSV that Polars writes.
     SQLite: multi-row INSERTs (RETURNING the ids) or one executemany."""
     if frame.height == 0:
         return []
@@ -582,29 +583,19 @@ def insert_frame(
     raw = conn.connection.driver_connection
     assert raw is not None
     quoted = ", ".join(f'"{c}"' for c in frame.columns)
-    with raw.cursor() as cur, cur.copy(f"COPY {table} ({quoted}) FROM STDIN") as copy:
-        copy.write(_copy_text(frame))
+    with (
+        raw.cursor() as cur,
+        cur.copy(f"COPY {table} ({quoted}) FROM STDIN WITH (FORMAT csv)") as copy,
+    ):
+        copy.write(_copy_csv(frame))
     return ids
 
 
-def _copy_text(frame: pl.DataFrame) -> str:
-    """A frame in COPY's text format: tab-separated, \\N for NULL, backslash escapes."""
-    cells = []
-    for name, dtype in frame.schema.items():
-        col = pl.col(name)
-        if isinstance(dtype, pl.Datetime):
-            cell = col.dt.convert_time_zone("UTC").dt.to_string("%Y-%m-%d %H:%M:%S%.6f+00")
-        elif dtype == pl.Boolean:
-            cell = pl.when(col).then(pl.lit("t")).otherwise(pl.lit("f"))
-        elif dtype == pl.String:
-            cell = (
-                col.str.replace_all("\\", "\\\\", literal=True)
-                .str.replace_all("\t", "\\t", literal=True)
-                .str.replace_all("\n", "\\n", literal=True)
-                .str.replace_all("\r", "\\r", literal=True)
-            )
-        else:
-            cell = col.cast(pl.String)
-        cells.append(cell.fill_null("\\N"))
-    lines = frame.select(pl.concat_str(cells, separator="\t").str.join("\n"))
-    return str(lines.item()) + "\n"
+def _copy_csv(frame: pl.DataFrame) -> str:
+    """A frame in COPY's CSV format, written by Polars' CSV writer: every text quoted, so an
+    unquoted empty field is NULL and a quoted one an empty string."""
+    return frame.write_csv(
+        include_header=False,
+        quote_style="non_numeric",
+        datetime_format="%Y-%m-%d %H:%M:%S%.6f%:z",
+    )
