@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,10 +14,6 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from engine.schema import EVENT_SCHEMA, LABELS, UTC_US, fill_fingerprints
 from engine.store.models import Event, InboxItem
-
-
-def new_event_id() -> str:
-    return f"klx:{uuid.uuid4().hex}"
 
 
 def new_event_ids(n: int) -> list[str]:
