@@ -21,7 +21,7 @@ from engine.notify.planner import FIRING, PLANNING_COLUMNS, Planner, alert_snaps
 from engine.notify.policies import ladder_for
 from engine.notify.targets import Delivery
 from engine.store.models import Alert, Escalation, Notification
-from engine.store.transitions import Applied
+from engine.store.transitions import Applied, Routing
 
 # Set after a batch that queued notifications commits: the scheduler thread delivers at once.
 DELIVERY_WAKE = threading.Event()
@@ -49,7 +49,16 @@ def enqueue_batch(
     """Rows for the batch's transitions; returns how many were written."""
     if not applied.transitions:
         return 0
-    alerts = _alerts(conn, sorted({t["alert_id"] for t in applied.transitions}))
+    # The batch knows how it routed the alerts it fired: their rows are read only for a
+    # message's snapshot (a batch of alerts nobody is notified of reads none of them).
+    needed = {
+        t["alert_id"]
+        for t in applied.transitions
+        if t["transition"] == "resolved"
+        or (r := applied.routing.get(t["alert_id"])) is None
+        or (_targets(r) and not r.muted_by)
+    }
+    alerts = _alerts(conn, sorted(needed))
     muted = _resolved_muted(frame)
     planner = Planner(conn, settings, now)
     rows: list[dict[str, Any]] = []
@@ -57,27 +66,29 @@ def enqueue_batch(
     resolved: list[Row[Any]] = []
     for t in applied.transitions:
         alert = alerts.get(t["alert_id"])
-        if alert is None:
-            continue
         if t["transition"] == "resolved":
-            if not muted.get((t["rule"], t["key"], t["at"])):
+            if alert is not None and not muted.get((t["rule"], t["key"], t["at"])):
                 resolved.append(alert)
             continue
-        if alert.muted_by:
+        routing = applied.routing.get(t["alert_id"]) or alert
+        if routing is None or routing.muted_by:
             continue  # DSL.md §5: stored, but neither notified nor escalated
-        targets = [str(x) for x in alert.notify or []] or (
-            [f"team:{alert.team}"] if alert.team else []
-        )
-        if targets:
+        targets = _targets(routing)
+        if targets and alert is not None:
             rows += planner.for_targets(alert_snapshot(alert), "fired", targets)
-        ladder = ladder_for(alert, planner.directory)
+        ladder = ladder_for(routing, planner.directory)
         if ladder:
-            escalations.append(_escalation(alert.id, ladder, now))
+            escalations.append(_escalation(t["alert_id"], ladder, now))
     planner.insert(rows)  # firing rows first: a resolution in the same batch follows them
     written = len(rows) + _enqueue_resolved(conn, planner, resolved)
     if escalations:
         conn.execute(insert(Escalation), escalations)
     return written
+
+
+def _targets(alert: Routing | Row[Any]) -> list[str]:
+    """Where a fired alert's message goes: its routes' `notify`, else its team."""
+    return [str(x) for x in alert.notify or []] or ([f"team:{alert.team}"] if alert.team else [])
 
 
 def _escalation(alert_id: int, ladder: list[dict[str, Any]], now: datetime) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from engine.notify.errors import NotifyConfigError, NotifyConflictError, NotifyN
 from engine.notify.targets import Directory
 from engine.store.db import orm
 from engine.store.models import Alert, EscalationPolicy
+from engine.store.transitions import Routing
 
 MAX_LEVELS = 20
 
@@ -158,7 +159,7 @@ def delete_policy(conn: Connection, actor: Principal, name: str) -> dict[str, An
     return before
 
 
-def ladder_for(alert: Alert | Row[Any], directory: Directory) -> list[dict[str, Any]]:
+def ladder_for(alert: Alert | Row[Any] | Routing, directory: Directory) -> list[dict[str, Any]]:
     """The rule's `escalate` clauses as levels (same delay → one level), else the team's policy."""
     if alert.escalate:
         by_delay: dict[float, list[str]] = defaultdict(list)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import polars as pl
@@ -20,6 +20,17 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from engine.store.models import Alert, Incident
 
 ENGINE_ACTOR = "klaxon"
+
+
+class Routing(NamedTuple):
+    """How a batch fired an alert: what notification planning reads of it besides the
+    message's snapshot (none of it changes later in the batch)."""
+
+    id: int
+    team: str | None
+    notify: list[str]
+    escalate: list[dict[str, Any]]
+    muted_by: list[str]
 
 
 @dataclass
@@ -33,6 +44,8 @@ class Applied:
     # In order: {"alert_id", "transition" (fired/resolved; a reopen is fired), "at", "rule", "key"}.
     # The alert rows hold the rest (notify, escalate, team, severity, muted_by).
     transitions: list[dict[str, Any]] = field(default_factory=list)
+    # The routing of the alerts this batch fired (not of reopened ones), by id.
+    routing: dict[int, Routing] = field(default_factory=dict)
 
     @property
     def changed(self) -> list[int]:
@@ -314,6 +327,15 @@ def apply_transitions(conn: Connection, transitions: pl.DataFrame) -> Applied:
                 )
             ids = insert_frame(conn, "alerts", alerts, returning=True)
             created = alerts["created_at"].to_list()
+            routed = zip(
+                ids,
+                *(fired[c].to_list() for c in ("team", "notify", "escalate", "muted_by")),
+                strict=True,
+            )
+            applied.routing.update(
+                (alert_id, Routing(alert_id, team, notify or [], escalate or [], muted or []))
+                for alert_id, team, notify, escalate, muted in routed
+            )
             for alert_id, rule, key, status, at in zip(
                 ids, rules, keys_, statuses_now, created, strict=True
             ):
