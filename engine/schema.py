@@ -363,7 +363,24 @@ def normalize_record(
     if not isinstance(labels, Mapping):
         raise EventValidationError("'labels' must be an object of names to strings", field="labels")
     out["labels"] = {str(k): _label_value(v, str(k)) for k, v in labels.items()}
+    _refuse_nul(out)
     return out
+
+
+def _refuse_nul(rec: dict[str, Any]) -> None:
+    """A NUL character is refused in every text an event is stored and found by (PostgreSQL
+    text and jsonb cannot hold one, and both stores must accept the same events); in `raw`,
+    kept only for reading, it is escaped as JSON writes it."""
+    if rec["raw"] is not None and "\x00" in rec["raw"]:
+        rec["raw"] = rec["raw"].replace("\x00", "\\u0000")
+    for name in _STRING_FIELDS:
+        if name != "raw" and "\x00" in rec[name]:
+            raise EventValidationError(f"'{name}' contains a NUL character (\\u0000)", field=name)
+    for key, value in rec["labels"].items():
+        if "\x00" in key or "\x00" in value:
+            raise EventValidationError(
+                f"label {key!r} contains a NUL character (\\u0000)", field=f"labels.{key}"
+            )
 
 
 def events_frame(records: Sequence[Mapping[str, Any]]) -> pl.DataFrame:

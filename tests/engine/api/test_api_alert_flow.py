@@ -76,6 +76,26 @@ def test_an_invalid_payload_is_422_naming_the_field_and_stores_nothing(api, db, 
 
 
 @pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        ({"title": "a\u0000b"}, "[1].title"),
+        ({"labels": {"pod": "x\u0000"}}, "[1].labels.pod"),
+    ],
+)
+def test_a_nul_character_is_422_on_both_stores_and_the_request_stores_nothing(
+    api, db, settings, event, field
+) -> None:
+    """PostgreSQL text and jsonb cannot hold NUL: refused before the store, as on SQLite."""
+    ts = "2026-03-01T00:00:00Z"
+    r = api.post("/api/v1/events", json=[{"title": "fine", "ts": ts}, {"ts": ts, **event}])
+    assert r.status_code == 422
+    assert r.json()["field"] == field
+    assert Worker(db, settings).step() == 0
+    raw = {"title": "kept", "ts": ts, "raw": "before\u0000after"}
+    assert api.post("/api/v1/events", json=[raw]).json()["stored"] == 1
+
+
+@pytest.mark.parametrize(
     ("headers", "status"),
     [({"Authorization": ""}, 401), ({"Authorization": "Bearer klx_nope"}, 401)],
 )
