@@ -97,11 +97,11 @@ def _fingerprint_sql(
     if not files.rolled_up:
         return None
     d0, d1 = days_of
-    whole_files = [files.sidecar(p, "fpfile") for p in files.parts]
-    spans = wh.spans(whole_files, "first_created", "last_created")
+    whole_files = {p: files.sidecar(p, "fpfile") for p in files.parts}
+    spans = wh.spans(list(whole_files.values()), "first_created", "last_created")
     inside = {f for f, (a, b) in spans.items() if d0 <= a and b < d1}
-    whole = [f for f in whole_files if f in inside]
-    days = [files.sidecar(p, "fp") for p in files.parts if files.sidecar(p, "fpfile") not in inside]
+    whole = [f for f in whole_files.values() if f in inside]
+    days = [files.sidecar(p, "fp") for p, f in whole_files.items() if f not in inside]
     if files.delta is not None:
         days.append(files.sidecar(files.delta, "fp"))
     return rollup.fingerprint_sql(filters, limit, whole, days, f"({files.sql})")

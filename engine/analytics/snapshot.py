@@ -95,7 +95,7 @@ class TableState:
 
 
 def sidecar(file: str, kind: str) -> str:
-    """The rollup sidecar (`daily` or `hist`) of a snapshot file."""
+    """The `kind` rollup sidecar of a snapshot file (see rollup.SIDECARS)."""
     return file.removesuffix(".parquet") + f".{kind}.parquet"
 
 

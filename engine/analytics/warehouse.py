@@ -41,7 +41,7 @@ class TableFiles:
     @staticmethod
     def sidecar(data: Path, kind: str) -> Path:
         """The `kind` rollup sidecar of a data file (see rollup.SIDECARS)."""
-        return data.with_name(data.name.removesuffix(".parquet") + f".{kind}.parquet")
+        return data.with_name(sidecar(data.name, kind))
 
 
 class Warehouse:
