@@ -65,7 +65,7 @@ def _insert_sqlite(conn: Connection, rows: list[dict[str, Any]], now: datetime) 
             for c in _STORED:
                 v: Any = row.get(c)
                 if c in _TIMES:
-                    v = sqlite_time(v)
+                    v = _sqlite_time(v)
                 elif c == "labels":
                     v = orjson.dumps(v or {}).decode()
                 params.append(v)
@@ -78,7 +78,7 @@ def _insert_sqlite(conn: Connection, rows: list[dict[str, Any]], now: datetime) 
     # RETURNING's row order is not promised; ids grow in the order rows went in.
     out.sort(key=lambda r: r[0])
     if out:
-        queued = sqlite_time(now)
+        queued = _sqlite_time(now)
         conn.exec_driver_sql(
             "INSERT INTO inbox (event_pk, enqueued_at) VALUES (?, ?)",
             [(r[0], queued) for r in out],
@@ -120,7 +120,7 @@ def _insert_pg(conn: Connection, rows: list[dict[str, Any]], now: datetime) -> l
     return list(conn.exec_driver_sql(_PG_INSERT, (*columns, now)).all())
 
 
-def sqlite_time(value: datetime) -> str:
+def _sqlite_time(value: datetime) -> str:
     """A datetime as SQLAlchemy's SQLite DateTime stores it: naive UTC text, microseconds."""
     return _utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
 

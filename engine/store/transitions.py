@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any, NamedTuple
 
 import orjson
@@ -255,10 +256,11 @@ def _history_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
     )
 
 
-def _fired_history(alerts: pl.DataFrame, ids: list[int]) -> pl.DataFrame:
-    """History rows of newly stored alerts (`_alert_frame` rows with their ids)."""
+def _fired_history(alerts: pl.DataFrame, muted_by: pl.Series, ids: list[int]) -> pl.DataFrame:
+    """History rows of newly stored alerts (`_alert_frame` rows, with the fired rows' own
+    muted_by lists and the alerts' ids)."""
     muted = pl.col("muted_by") != "[]"
-    return alerts.select(
+    return alerts.with_columns(muted_list=muted_by).select(
         pl.Series("alert_id", ids, dtype=pl.Int64),
         pl.col("created_at").alias("at"),
         pl.when(muted).then(pl.lit("suppressed")).otherwise(pl.lit("fired")).alias("action"),
@@ -269,7 +271,7 @@ def _fired_history(alerts: pl.DataFrame, ids: list[int]) -> pl.DataFrame:
         .then(
             pl.concat_str(
                 pl.lit("muted by "),
-                pl.col("muted_by").str.json_decode(pl.List(pl.String)).list.join(", "),
+                pl.col("muted_list").list.join(", "),
             )
         )
         .alias("note"),
@@ -354,7 +356,7 @@ def apply_transitions(conn: Connection, transitions: pl.DataFrame) -> Applied:
             if history:
                 history_parts.append(history)
                 history = []
-            history_parts.append(_fired_history(alerts, ids))
+            history_parts.append(_fired_history(alerts, fired["muted_by"], ids))
             counts = alerts.drop_nulls("incident_id").group_by("incident_id").len()
             for incident_id, n in counts.iter_rows():
                 conn.execute(
@@ -582,7 +584,7 @@ def insert_frame(
         ids: list[int] = []
         chunk = max(1, 30_000 // len(names))  # SQLite allows 32,766 parameters a statement
         for part in stored.iter_slices(chunk):
-            params = tuple(value for row in part.iter_rows() for value in row)
+            params = tuple(chain.from_iterable(part.rows()))
             found = conn.exec_driver_sql(
                 head + ", ".join([cells] * part.height) + " RETURNING id", params
             ).all()
