@@ -155,7 +155,10 @@ class Alert(Base):
     muted_by: Mapped[list[Any]] = mapped_column(Json, default=list)
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
     last_event_id: Mapped[str | None] = mapped_column(String(200))
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Indexed (migration 0002_analytics): the analytics snapshot refreshes from changed alerts.
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow, index=True
+    )
     __table_args__ = (
         # At most one open alert per (rule, key): the engine's identity of an alert.
         Index(
