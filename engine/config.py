@@ -77,6 +77,19 @@ class Settings:
             "doc": "how often an idle worker moves its clock on (events are taken within 20 ms)",
         }
     )
+    checkpoint_seconds: float = field(
+        metadata={
+            "env": "CHECKPOINT_SECONDS",
+            "doc": "the worker saves its engine state at least this often while it works; the "
+            "steps in between are journaled with their results and replayed on restart",
+        }
+    )
+    checkpoint_events: int = field(
+        metadata={
+            "env": "CHECKPOINT_EVENTS",
+            "doc": "... or once this many events were journaled since the last save",
+        }
+    )
     max_body_bytes: int = field(
         metadata={
             "env": "MAX_BODY_BYTES",
@@ -140,6 +153,8 @@ class Settings:
             secret_key=_env("SECRET_KEY", ""),
             batch_size=_int("BATCH_SIZE", 5000),
             batch_wait_ms=_int("BATCH_WAIT_MS", 200),
+            checkpoint_seconds=_float("CHECKPOINT_SECONDS", 10.0),
+            checkpoint_events=_int("CHECKPOINT_EVENTS", 100_000),
             max_body_bytes=_int("MAX_BODY_BYTES", 10 * 1024 * 1024),
             rate_limit_per_min=_int("RATE_LIMIT_PER_MIN", 6000),
             api_url=_env("API_URL", "http://127.0.0.1:8080"),

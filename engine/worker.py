@@ -1,9 +1,17 @@
 """`klaxon worker`: the imperative shell around the engine.
 
 Each step reads a batch from the queue, runs it through the engine, and in ONE transaction
-stores the alerts it changed, the engine state and the batch's acknowledgement. A crash before
-the commit leaves the batch in the queue and the saved state as it was, so after a restart the
-batch runs again and changes everything exactly once.
+stores the alerts it changed, the batch's acknowledgement and a journal entry for the step (the
+batch's event ids and the clock it ran at). A crash before the commit leaves the batch in the
+queue and the journal as it was, so after a restart the batch runs again and changes
+everything exactly once.
+
+The engine state itself is checkpointed every so often (`checkpoint_seconds`,
+`checkpoint_events`, on a rules change and on shutdown), in a step's transaction that also
+empties the journal. Saving it after every batch cost time in proportion to the open alerts:
+92 MB of Arrow, 0.2-0.4 s, for 170,000 of them. A restarted worker loads the checkpoint and
+feeds the journaled steps through the engine again, discarding their results (they are
+stored), which rebuilds exactly the state the stored results came from.
 """
 
 from __future__ import annotations
@@ -21,17 +29,18 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from dsl.errors import DslErrors
 from engine.config import Settings
 from engine.pipeline.engine import Engine, compile_for_engine
 from engine.pipeline.state import EngineState
-from engine.queue import EventQueue
+from engine.queue import Batch, EventQueue
 from engine.queue.sql_inbox import SqlInbox
 from engine.store import rules as rules_store
 from engine.store.db import Database, orm
-from engine.store.models import EngineStateRow, Setting
+from engine.store.events import events_by_pk
+from engine.store.models import EngineJournalRow, EngineStateRow, Setting
 from engine.store.transitions import Applied, apply_transitions
 
 log = logging.getLogger("klaxon.worker")
@@ -39,6 +48,12 @@ log = logging.getLogger("klaxon.worker")
 LEASE_KEY = "worker.lease"
 STATS_KEY = "worker.stats"
 LEASE_SECONDS = 15.0
+# A checkpoint at the latest after this many journaled steps: replay runs one engine pass per
+# step, so this bounds a restart's work when batches are small.
+CHECKPOINT_STEPS = 500
+# Idle clock ticks (steps that store nothing) are kept in memory and written with the next
+# journaled step, which must replay them first; this many are journaled on their own.
+MAX_ADVANCES = 64
 
 # Called inside the batch's transaction after alerts are stored (notifications enqueue here).
 Hook = Callable[[Connection, Applied, pl.DataFrame], None]
@@ -82,6 +97,30 @@ def unpack_state(stored: bytes) -> bytes:
     return bytes(raw)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+def _to_us(value: datetime) -> int:
+    """Exact microseconds since the epoch (a naive time is UTC): journaled clocks must come
+    back as the very instants the engine saw."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - _EPOCH) // _US
+
+
+def _from_us(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def _pack_ints(values: list[int] | tuple[int, ...]) -> bytes:
+    return struct.pack(f"<{len(values)}q", *values)
+
+
+def _unpack_ints(data: bytes) -> list[int]:
+    return list(struct.unpack(f"<{len(data) // 8}q", data))
+
+
 class LeaseLost(Exception):
     """Another worker holds the lease: this one must not write."""
 
@@ -106,13 +145,24 @@ class Worker:
         self.stats = WorkerStats()
         self.engine: Engine | None = None
         self._rules_identity = ""
+        self._rules_text = ""
         self._stats_saved = 0.0
         self._lease_renewed = 0.0
+        # Since the last checkpoint: whether there is one, when it was, what the journal holds,
+        # and the clock ticks not journaled yet.
+        self._checkpointed = False
+        self._checkpoint_at = 0.0
+        self._journal_steps = 0
+        self._journal_events = 0
+        self._advances: list[int] = []
 
     # ---------------------------------------------------------------- state
 
     def load(self) -> None:
-        """(Re)build the engine from the store: the current rules and the last saved state."""
+        """(Re)build the engine from the store: the last checkpoint with the rules it ran
+        with, then every journaled step fed again (their results are stored already). Rules
+        changed since then are swapped in by the next step, as if the worker had kept running.
+        """
         with self.db.connect() as conn:
             rules_store.ensure_rules(conn, self.settings.rules_file)
             text, identity = rules_store.composed_text(conn, self.clock())
@@ -121,11 +171,49 @@ class Worker:
                 .scalars(select(EngineStateRow).where(EngineStateRow.shard == 0))
                 .one_or_none()
             )
-        compiled = compile_for_engine(text, "rules.klx")
+            journal = conn.execute(
+                select(
+                    EngineJournalRow.until_us,
+                    EngineJournalRow.advances,
+                    EngineJournalRow.event_pks,
+                )
+                .where(EngineJournalRow.shard == 0)
+                .order_by(EngineJournalRow.id)
+            ).all()
+        compiled = None
+        if row is not None and row.rules_text is not None:
+            try:
+                compiled = compile_for_engine(row.rules_text, "rules.klx")
+                text, identity = row.rules_text, row.rules_identity or ""
+            except DslErrors as err:  # saved by a Klaxon whose language differed
+                log.error("the checkpoint's rules no longer compile; using the current:\n%s", err)
+        compiled = compiled or compile_for_engine(text, "rules.klx")
         state = EngineState.from_bytes(unpack_state(row.state)) if row is not None else None
-        self.engine = Engine(compiled, state)
+        engine = Engine(compiled, state)
+        events = 0
+        with self.db.read() as conn:  # no transaction held open while the journal replays
+            for until_us, advances, event_pks in journal:
+                for tick in _unpack_ints(advances):
+                    engine.advance(_from_us(tick))
+                pks = _unpack_ints(event_pks)
+                if pks:
+                    engine.feed(events_by_pk(conn, pks), until=_from_us(until_us))
+                else:
+                    engine.advance(_from_us(until_us))
+                events += len(pks)
+        if journal:
+            log.info(
+                "rebuilt the engine state from %d journaled steps (%d events)", len(journal), events
+            )
+        self.engine = engine
         self._rules_identity = identity
+        self._rules_text = text
         self.stats.rules_version = identity.split(":")[0]
+        self._checkpointed = row is not None
+        self._checkpoint_at = time.monotonic()
+        self._journal_steps = len(journal)
+        self._journal_events = events
+        self._advances = []
 
     def _refresh_rules(self, conn: Connection) -> pl.DataFrame | None:
         """Swap in changed rules (or API silences); resolves alerts of rules that went away."""
@@ -142,6 +230,7 @@ class Worker:
             return None
         self.stats.rules_error = None
         self._rules_identity = identity
+        self._rules_text = text
         self.stats.rules_version = identity.split(":")[0]
         return self.engine.swap_rules(compiled, self.clock())
 
@@ -179,7 +268,7 @@ class Worker:
 
         The engine runs outside the write transaction, so the store's writer lock (SQLite's)
         is held only while results are written; an idle step that changes nothing writes
-        nothing (re-advancing an idle clock after a restart is harmless: nothing is due).
+        nothing (its clock tick is journaled with the next step that does).
         """
         if self.engine is None:
             self.load()
@@ -195,16 +284,28 @@ class Worker:
             before = sum(self.engine.timings.values())
             # Live mode: the wall clock moves the watermark too (DSL.md §4.1); one pass does
             # both, since a pass costs about the same for a small batch as for none.
+            now = self.clock()
             if batch is not None:
-                outs.append(self.engine.feed(batch.events, until=self.clock()))
+                outs.append(self.engine.feed(batch.events, until=now))
             else:
-                outs.append(self.engine.advance(self.clock()))
+                outs.append(self.engine.advance(now))
             self.stats.rule_eval_seconds += sum(self.engine.timings.values()) - before
             transitions = pl.concat(outs)
             lease_due = not self._lease_held()
-            if batch is not None or transitions.height or swapped is not None or lease_due:
+            stores = (
+                batch is not None
+                or transitions.height > 0
+                or swapped is not None
+                or len(self._advances) >= MAX_ADVANCES
+            )
+            if not stores:
+                self._advances.append(_to_us(now))
+            if stores or lease_due:
+                checkpoint = stores and self._checkpoint_due(swapped is not None, batch)
                 # Serialized before the transaction: SQLite's writer lock is not held for it.
-                blob = pack_state(self.engine.state.to_bytes(canonical=False))
+                blob = (
+                    pack_state(self.engine.state.to_bytes(canonical=False)) if checkpoint else None
+                )
                 renewing = time.monotonic()
                 with self.db.connect() as conn:
                     if lease_due:
@@ -216,12 +317,21 @@ class Worker:
                         hook(conn, applied, transitions)
                     if batch is not None and not self.queue.ack(conn, batch):
                         raise LeaseLost("another worker acknowledged part of this batch")
-                    self._save_state(conn, blob)
+                    if blob is not None:
+                        self._save_state(conn, blob)
+                    elif stores:
+                        self._journal(conn, now, batch)
                 if lease_due:
                     self._lease_renewed = renewing
+                if blob is not None:
+                    self._checkpointed_now()
+                elif stores:
+                    self._journal_steps += 1
+                    self._journal_events += batch.events.height if batch is not None else 0
+                    self._advances = []
         except BaseException:
             # Nothing was committed: the engine's memory is ahead of the store. Start again
-            # from the saved state; the batch is still in the queue.
+            # from the checkpoint and the journal; the batch is still in the queue.
             self.engine = None
             raise
         took = time.perf_counter() - started
@@ -235,20 +345,66 @@ class Worker:
         self._maybe_save_stats()
         return n
 
+    # ---------------------------------------------------------------- checkpoint and journal
+
+    def _checkpoint_due(self, swapped: bool, batch: Batch | None) -> bool:
+        """A checkpoint with this step: the first one, on a rules change (the journal replays
+        with one set of rules), or when the journal has grown by time, events or steps."""
+        events = self._journal_events + (batch.events.height if batch is not None else 0)
+        return (
+            swapped
+            or not self._checkpointed
+            or events >= self.settings.checkpoint_events
+            or self._journal_steps + 1 >= CHECKPOINT_STEPS
+            or time.monotonic() - self._checkpoint_at >= self.settings.checkpoint_seconds
+        )
+
+    def _journal(self, conn: Connection, now: datetime, batch: Batch | None) -> None:
+        conn.execute(
+            insert(EngineJournalRow).values(
+                shard=0,
+                until_us=_to_us(now),
+                advances=_pack_ints(self._advances),
+                event_pks=_pack_ints(batch.event_pks) if batch is not None else b"",
+            )
+        )
+
     def _save_state(self, conn: Connection, blob: bytes) -> None:
+        """The checkpoint: the state and the rules it ran with; the journal it covers goes."""
         now = self.clock()
         values = {
             "state": blob,
             "saved_at": now,
             "rules_version": int(self.stats.rules_version or 0),
+            "rules_text": self._rules_text,
+            "rules_identity": self._rules_identity,
         }
+        steps = self._journal_steps + 1
         result = conn.execute(
             update(EngineStateRow)
             .where(EngineStateRow.shard == 0)
-            .values(batches=EngineStateRow.batches + 1, **values)
+            .values(batches=EngineStateRow.batches + steps, **values)
         )
         if result.rowcount == 0:
-            conn.execute(insert(EngineStateRow).values(shard=0, batches=1, **values))
+            conn.execute(insert(EngineStateRow).values(shard=0, batches=steps, **values))
+        conn.execute(delete(EngineJournalRow).where(EngineJournalRow.shard == 0))
+
+    def _checkpointed_now(self) -> None:
+        self._checkpointed = True
+        self._checkpoint_at = time.monotonic()
+        self._journal_steps = 0
+        self._journal_events = 0
+        self._advances = []
+
+    def checkpoint(self) -> None:
+        """Save the state now (a clean shutdown: the next start replays nothing)."""
+        if self.engine is None or (self._journal_steps == 0 and self._checkpointed):
+            return
+        blob = pack_state(self.engine.state.to_bytes(canonical=False))
+        with self.db.connect() as conn:
+            self._hold_lease(conn)
+            self._save_state(conn, blob)
+        self._checkpointed_now()
 
     def _maybe_save_stats(self) -> None:
         now = time.monotonic()
@@ -296,3 +452,7 @@ class Worker:
             # 20 ms), and at least every `idle` the clock moves on (timers, absence rules).
             if taken == 0:
                 self.queue.wait(stop, idle)
+        try:
+            self.checkpoint()
+        except Exception:  # the journal still holds every step: the next start replays it
+            log.exception("the checkpoint at shutdown failed")

@@ -20,6 +20,7 @@ from sqlalchemy import Connection
 class Batch:
     events: pl.DataFrame  # EVENT_SCHEMA, in arrival order
     ids: tuple[int, ...]  # the queue's own ids, to acknowledge
+    event_pks: tuple[int, ...]  # the events' store ids (`events.id`), in `events` order: journaled
 
 
 class EventQueue(Protocol):

@@ -26,15 +26,15 @@ class SqlInbox:
         with self.db.read() as conn:
             columns = stored_columns(conn.dialect.name)
             rows = conn.execute(
-                select(InboxItem.id, *columns)
+                select(InboxItem.id, InboxItem.event_pk, *columns)
                 .join(Event, Event.id == InboxItem.event_pk)
                 .order_by(InboxItem.id)
                 .limit(limit)
             ).all()
         if not rows:
             return None
-        frame = events_frame([r[1:] for r in rows], conn.dialect.name)
-        return Batch(frame, tuple(r[0] for r in rows))
+        frame = events_frame([r[2:] for r in rows], conn.dialect.name)
+        return Batch(frame, tuple(r[0] for r in rows), tuple(r[1] for r in rows))
 
     def ack(self, conn: Connection, batch: Batch) -> bool:
         if conn.dialect.name == "postgresql":

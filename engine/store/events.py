@@ -207,6 +207,20 @@ def events_frame(rows: list[Any], dialect: str) -> pl.DataFrame:
     return fill_fingerprints(df.select(names).cast({"ts": UTC_US, "received_at": UTC_US}))
 
 
+def events_by_pk(conn: Connection, pks: list[int]) -> pl.DataFrame:
+    """The stored events with these primary keys, as an EVENT_SCHEMA frame in the order given
+    (the worker's journal replay reads a batch back exactly as it was fed)."""
+    if not pks:
+        return pl.DataFrame(schema=EVENT_SCHEMA)
+    dialect = conn.dialect.name
+    rows = conn.execute(select(Event.id, *stored_columns(dialect)).where(Event.id.in_(pks))).all()
+    by_pk = {row[0]: row[1:] for row in rows}
+    missing = [pk for pk in pks if pk not in by_pk]
+    if missing:
+        raise LookupError(f"{len(missing)} journaled events are gone from the store: {missing[:5]}")
+    return events_frame([by_pk[pk] for pk in pks], dialect)
+
+
 def purge_processed(conn: Connection, ids: list[int]) -> None:
     if ids:
         conn.execute(delete(InboxItem).where(InboxItem.id.in_(ids)))

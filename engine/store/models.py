@@ -100,7 +100,11 @@ class InboxItem(Base):
 
 
 class EngineStateRow(Base):
-    """The worker's engine state, saved in the same transaction as each batch's results."""
+    """The worker's engine state as of its last checkpoint, and the rules it ran with.
+
+    Steps since then are in `engine_journal`; the checkpoint and the journal's truncation
+    commit together, so state plus journal always describe every batch stored.
+    """
 
     __tablename__ = "engine_state"
     shard: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -108,6 +112,28 @@ class EngineStateRow(Base):
     batches: Mapped[int] = mapped_column(BigInteger, default=0)
     rules_version: Mapped[int] = mapped_column(Integer, default=0)
     saved_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The composed rules text (rules and API silences) the state was computed with, and its
+    # identity: the journal is replayed with exactly these rules. NULL in states saved before
+    # the journal existed (and by the demo): those load with the current rules.
+    rules_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    rules_identity: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class EngineJournalRow(Base):
+    """One worker step since the last checkpoint, written in the step's own transaction: what
+    a restarted worker feeds its engine again (results discarded) to rebuild its state.
+
+    `event_pks` are the batch's events in the order fed (`events.id`, int64 little-endian);
+    `advances` the clock ticks of the steps before it that stored nothing (µs, int64 LE);
+    `until_us` the clock of the step itself.
+    """
+
+    __tablename__ = "engine_journal"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    shard: Mapped[int] = mapped_column(Integer, default=0)
+    until_us: Mapped[int] = mapped_column(BigInteger)
+    advances: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    event_pks: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
 
 
 # ---------------------------------------------------------------- alerts and incidents
