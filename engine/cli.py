@@ -199,8 +199,21 @@ def _api(args: argparse.Namespace) -> int:
     from engine.api.app import create_app
 
     _warn_public(args.host)
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning", access_log=False)
+    app = create_app()
+    _freeze_startup_objects()
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0
+
+
+def _freeze_startup_objects() -> None:
+    """Move what a long-running process built at startup (modules, the app, the store's
+    metadata) out of the garbage collector's view: every full collection scanned all of it,
+    15% of the worker's time on a batch of new alerts (bench/ingest, BENCHMARKS.md). Only
+    the served processes do this; tests building many apps in one process must not."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 @command("worker")
@@ -225,6 +238,7 @@ def _worker(args: argparse.Namespace) -> int:
     from engine.analytics.schedules import start_report_loop
 
     start_report_loop(db, stop)  # scheduled PDF reports through their channels
+    _freeze_startup_objects()
     with contextlib.suppress(KeyboardInterrupt):
         worker.run(stop)
     return 0
