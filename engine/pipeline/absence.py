@@ -6,7 +6,7 @@ import polars as pl
 
 from engine.pipeline.episodes import mark_episodes, summarize_episodes
 from engine.pipeline.event_rules import STEP_OUT
-from engine.pipeline.groups import GID, ffill_in_group, group_ids, next_in_group
+from engine.pipeline.groups import GID, by_rule_key, ffill_in_group, group_ids, next_in_group
 
 ABSENCE_STATE = pl.Schema(
     {
@@ -149,5 +149,5 @@ def step_absence_rules(
         .select(list(ABSENCE_STATE))
         .cast(ABSENCE_STATE)
     )
-    state_out = pl.concat([idle, state_out]).sort("rule", "key")
+    state_out = by_rule_key(pl.concat([idle, state_out]))
     return out, state_out

@@ -36,6 +36,7 @@ from engine.pipeline.alerts import (
 )
 from engine.pipeline.correlate import correlate
 from engine.pipeline.event_rules import EVENT_PARAMS, STEP_OUT, step_event_rules
+from engine.pipeline.groups import by_rule_key
 from engine.pipeline.matching import (
     extract_labels,
     keyed_matches,
@@ -494,7 +495,7 @@ class Engine:
             .with_columns(value=pl.coalesce("r_value", "value"))
             .drop("r_value")
         )
-        st.alerts = active.select(list(ACTIVE_SCHEMA)).cast(ACTIVE_SCHEMA).sort("rule", "key")
+        st.alerts = by_rule_key(active.select(list(ACTIVE_SCHEMA)).cast(ACTIVE_SCHEMA))
 
     def _resolve_all(self, rule_ids: set[str], at: int) -> pl.DataFrame:
         """Transitions resolving the firing alerts of rules that went away."""

@@ -12,6 +12,7 @@ import polars as pl
 from engine.pipeline.episodes import mark_episodes, summarize_episodes
 from engine.pipeline.groups import (
     GID,
+    by_rule_key,
     cum_in_group,
     ffill_in_group,
     group_ids,
@@ -226,7 +227,7 @@ def step_event_rules(
         )
     )
     carried = pl.concat([_drop_forgotten(idle, params, hi), _next_state(rows, eps, hi)])
-    return out, carried.sort("rule", "key")
+    return out, by_rule_key(carried)
 
 
 def _drop_forgotten(idle: pl.DataFrame, params: pl.DataFrame, hi: int) -> pl.DataFrame:

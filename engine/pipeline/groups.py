@@ -16,6 +16,16 @@ import polars as pl
 GID = "gid"
 
 
+def by_rule_key(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame.sort("rule", "key")`, as two single-column sorts (the second stable).
+
+    The same order, nulls first as there. A multi-column sort encodes every row's strings:
+    sorting 190,000 state rows with a batch's new keys appended took 66 ms, this takes 4 ms,
+    and the state is sorted after every pass (BENCHMARKS.md, ingest).
+    """
+    return frame.sort("key").sort("rule", maintain_order=True)
+
+
 def group_ids(*columns: str) -> pl.Expr:
     """Numbers the groups of a frame sorted by `columns`: 1, 1, 2, ... (the `gid` column)."""
     change = pl.lit(False)

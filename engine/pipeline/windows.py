@@ -22,7 +22,7 @@ import polars as pl
 from dsl.compiler import AggSpec, CompiledRule, WindowSpec
 from engine.pipeline.episodes import mark_episodes, summarize_episodes
 from engine.pipeline.event_rules import STEP_OUT
-from engine.pipeline.groups import GID, group_ids
+from engine.pipeline.groups import GID, by_rule_key, group_ids
 
 if TYPE_CHECKING:
     from polars.expr.whenthen import ChainedThen, Then
@@ -638,7 +638,7 @@ def step_window_rules(
     return (
         out.select(list(STEP_OUT)).cast(STEP_OUT),
         keep.select(list(WINDOW_EVENTS)),
-        carried.select(list(WINDOW_STATE)).sort("rule", "key"),
+        by_rule_key(carried.select(list(WINDOW_STATE))),
     )
 
 
