@@ -70,8 +70,10 @@ class Clock:
 
 
 def _settings(settings: Settings, tmp_path: Path, **changes: object) -> Settings:
+    """The test rules; no checkpoint by time or events unless a test asks for one."""
     rules = tmp_path / "rules.klx"
     rules.write_text(RULES)
+    changes = {"checkpoint_seconds": 1e9, "checkpoint_events": 10**9, **changes}
     return replace(settings, rules_file=str(rules), **changes)  # type: ignore[arg-type]
 
 
@@ -89,6 +91,14 @@ def _assert_same_state(live: EngineState, loaded: EngineState) -> None:
             assert_frame_equal(getattr(loaded, name), frame, check_exact=True)
         except AssertionError as err:
             raise AssertionError(f"state.{name} differs: {err}") from None
+
+
+def _assert_reloads_to(worker: Worker, settings: Settings, clock: Clock) -> None:
+    """A worker loaded from the store now holds `worker`'s state."""
+    assert worker.engine is not None
+    loaded = _loaded(worker.db, settings, clock).engine
+    assert loaded is not None
+    _assert_same_state(worker.engine.state, loaded.state)
 
 
 def _journal_rows(db: Database) -> int:
@@ -132,7 +142,7 @@ def _scenario(db: Database, clock: Clock) -> list[tuple[str, ...]]:
 def test_after_every_stored_step_a_worker_loaded_from_the_store_holds_the_live_state(
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:
-    settings = _settings(settings, tmp_path, checkpoint_seconds=1e9, checkpoint_events=10**9)
+    settings = _settings(settings, tmp_path)
     clock = Clock()
     live = Worker(db, settings, clock=clock, owner="one")
     compared = 0
@@ -141,10 +151,9 @@ def test_after_every_stored_step_a_worker_loaded_from_the_store_holds_the_live_s
         if step[0] != "idle":
             _put(db, clock.now - _AGO[step[0]], *step[1:])  # type: ignore[arg-type]
         live.step()
-        assert live.engine is not None
         if live._advances:
             continue  # an idle tick not stored yet: a restart may lose it (nothing was due)
-        _assert_same_state(live.engine.state, _loaded(db, settings, clock).engine.state)  # type: ignore[union-attr]
+        _assert_reloads_to(live, settings, clock)
         compared += 1
     # Only the first step was a checkpoint; the rest was journaled and replayed.
     assert _journal_rows(db) >= 6
@@ -188,7 +197,7 @@ def test_a_restarted_worker_continues_exactly_where_the_live_one_was(
                 ).all()
             ]
 
-    settings = _settings(settings, tmp_path, checkpoint_seconds=1e9, checkpoint_events=10**9)
+    settings = _settings(settings, tmp_path)
     crashed = run(crash=True)
     with db.connect() as conn:
         for table in ("alert_history", "alerts", "incidents", "engine_journal", "engine_state"):
@@ -201,7 +210,7 @@ def test_a_restarted_worker_continues_exactly_where_the_live_one_was(
 def test_the_journal_is_emptied_by_each_checkpoint(
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:
-    settings = _settings(settings, tmp_path, checkpoint_seconds=1e9, checkpoint_events=50)
+    settings = _settings(settings, tmp_path, checkpoint_events=50)
     clock = Clock()
     worker = Worker(db, settings, clock=clock, owner="one")
     journal = []
@@ -224,14 +233,13 @@ def test_the_journal_is_emptied_by_each_checkpoint(
     stop.set()
     runner.join(10)
     assert _journal_rows(db) == 0
-    assert worker.engine is not None
-    _assert_same_state(worker.engine.state, _loaded(db, settings, clock).engine.state)  # type: ignore[union-attr]
+    _assert_reloads_to(worker, settings, clock)
 
 
 def test_idle_ticks_are_journaled_with_the_next_stored_step_or_on_their_own(
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:
-    settings = _settings(settings, tmp_path, checkpoint_seconds=1e9, checkpoint_events=10**9)
+    settings = _settings(settings, tmp_path)
     clock = Clock()
     worker = Worker(db, settings, clock=clock, owner="one")
     _put(db, clock.now, {"kind": "event", "title": "heartbeat", "host": "a"})
@@ -245,8 +253,7 @@ def test_idle_ticks_are_journaled_with_the_next_stored_step_or_on_their_own(
     worker.step()
     assert worker._advances == []
     assert _journal_rows(db) == 1
-    assert worker.engine is not None
-    _assert_same_state(worker.engine.state, _loaded(db, settings, clock).engine.state)  # type: ignore[union-attr]
+    _assert_reloads_to(worker, settings, clock)
 
 
 def test_rules_changed_while_the_worker_was_down_apply_after_the_journal_is_replayed(
@@ -254,7 +261,7 @@ def test_rules_changed_while_the_worker_was_down_apply_after_the_journal_is_repl
 ) -> None:
     """The journal replays with the rules its steps ran with; the change then swaps in as it
     would have live: the removed rule's alerts resolve."""
-    settings = _settings(settings, tmp_path, checkpoint_seconds=1e9, checkpoint_events=10**9)
+    settings = _settings(settings, tmp_path)
     clock = Clock()
     first = Worker(db, settings, clock=clock, owner="one")
     _put(db, clock.now, {"kind": "alert", "title": "A", "fingerprint": "a"})
@@ -286,7 +293,7 @@ def test_rules_changed_while_the_worker_was_down_apply_after_the_journal_is_repl
 def test_a_failed_step_rebuilds_from_the_journal_and_counts_each_event_once(
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:
-    settings = _settings(settings, tmp_path, checkpoint_seconds=1e9, checkpoint_events=10**9)
+    settings = _settings(settings, tmp_path)
     clock = Clock()
     failures = iter([False, False, True])
 
