@@ -318,7 +318,7 @@ class Worker:
                     if batch is not None and not self.queue.ack(conn, batch):
                         raise LeaseLost("another worker acknowledged part of this batch")
                     if blob is not None:
-                        self._save_state(conn, blob)
+                        self._save_state(conn, blob, self._journal_steps + 1)
                     elif stores:
                         self._journal(conn, now, batch)
                 if lease_due:
@@ -369,8 +369,9 @@ class Worker:
             )
         )
 
-    def _save_state(self, conn: Connection, blob: bytes) -> None:
-        """The checkpoint: the state and the rules it ran with; the journal it covers goes."""
+    def _save_state(self, conn: Connection, blob: bytes, steps: int) -> None:
+        """The checkpoint: the state and the rules it ran with; the journal it covers goes.
+        `steps`: how many steps it adds to the count of steps saved."""
         now = self.clock()
         values = {
             "state": blob,
@@ -379,7 +380,6 @@ class Worker:
             "rules_text": self._rules_text,
             "rules_identity": self._rules_identity,
         }
-        steps = self._journal_steps + 1
         result = conn.execute(
             update(EngineStateRow)
             .where(EngineStateRow.shard == 0)
@@ -403,7 +403,7 @@ class Worker:
         blob = pack_state(self.engine.state.to_bytes(canonical=False))
         with self.db.connect() as conn:
             self._hold_lease(conn)
-            self._save_state(conn, blob)
+            self._save_state(conn, blob, self._journal_steps)
         self._checkpointed_now()
 
     def _maybe_save_stats(self) -> None:
