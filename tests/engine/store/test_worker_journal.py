@@ -115,7 +115,7 @@ def _loaded(db: Database, settings: Settings, clock: Clock) -> Worker:
 _AGO = {"events": timedelta(seconds=1), "late": timedelta(seconds=70)}
 
 
-def _scenario(db: Database, clock: Clock) -> list[tuple[str, ...]]:
+def _scenario() -> list[tuple[str, ...]]:
     """Steps: ("events", items...) puts events stamped a second before the clock and steps;
     ("late", items...) stamps them before the last idle tick, so whether a replay ran that
     tick decides whether they are late; ("idle",) only moves the clock and steps."""
@@ -139,6 +139,13 @@ def _scenario(db: Database, clock: Clock) -> list[tuple[str, ...]]:
     ]  # type: ignore[return-value]
 
 
+def _before_step(db: Database, clock: Clock, step: tuple[str, ...]) -> None:
+    """Move the clock 50 s on and put the step's events, stamped as `_scenario` says."""
+    clock.now += timedelta(seconds=50)
+    if step[0] != "idle":
+        _put(db, clock.now - _AGO[step[0]], *step[1:])  # type: ignore[arg-type]
+
+
 def test_after_every_stored_step_a_worker_loaded_from_the_store_holds_the_live_state(
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:
@@ -146,10 +153,8 @@ def test_after_every_stored_step_a_worker_loaded_from_the_store_holds_the_live_s
     clock = Clock()
     live = Worker(db, settings, clock=clock, owner="one")
     compared = 0
-    for step in _scenario(db, clock):
-        clock.now += timedelta(seconds=50)
-        if step[0] != "idle":
-            _put(db, clock.now - _AGO[step[0]], *step[1:])  # type: ignore[arg-type]
+    for step in _scenario():
+        _before_step(db, clock, step)
         live.step()
         if live._advances:
             continue  # an idle tick not stored yet: a restart may lose it (nothing was due)
@@ -174,10 +179,8 @@ def test_a_restarted_worker_continues_exactly_where_the_live_one_was(
     def run(crash: bool) -> list[tuple[object, ...]]:
         clock = Clock()
         worker = Worker(db, settings, clock=clock, owner="one")
-        for step in _scenario(db, clock):
-            clock.now += timedelta(seconds=50)
-            if step[0] != "idle":
-                _put(db, clock.now - _AGO[step[0]], *step[1:])  # type: ignore[arg-type]
+        for step in _scenario():
+            _before_step(db, clock, step)
             worker.step()
             if crash and not worker._advances:
                 worker = Worker(db, settings, clock=clock, owner="one")
