@@ -58,6 +58,8 @@ def _insert_sqlite(conn: Connection, rows: list[dict[str, Any]], now: datetime) 
     events' inbox rows in one executemany."""
     cells = ", ".join("?" for _ in _STORED)
     out: list[Any] = []
+    last_time: datetime | None = None
+    last_text = ""
     for start in range(0, len(rows), _CHUNK):
         chunk = rows[start : start + _CHUNK]
         params: list[Any] = []
@@ -65,7 +67,10 @@ def _insert_sqlite(conn: Connection, rows: list[dict[str, Any]], now: datetime) 
             for c in _STORED:
                 v: Any = row.get(c)
                 if c in _TIMES:
-                    v = _sqlite_time(v)
+                    # A request's events share one received_at: formatted once.
+                    if v is not last_time:
+                        last_time, last_text = v, _sqlite_time(v)
+                    v = last_text
                 elif c == "labels":
                     v = orjson.dumps(v or {}).decode()
                 params.append(v)
@@ -121,8 +126,11 @@ def _insert_pg(conn: Connection, rows: list[dict[str, Any]], now: datetime) -> l
 
 
 def _sqlite_time(value: datetime) -> str:
-    """A datetime as SQLAlchemy's SQLite DateTime stores it: naive UTC text, microseconds."""
-    return _utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
+    """A datetime as SQLAlchemy's SQLite DateTime stores it: naive UTC text, microseconds
+    (the first 26 characters of the UTC time's ISO form, without its offset)."""
+    if value.tzinfo is not UTC:
+        value = _utc(value)
+    return value.isoformat(" ", "microseconds")[:26]
 
 
 def _utc(value: datetime) -> datetime:
