@@ -43,34 +43,50 @@ def _alerts(conn: Connection, ids: list[int]) -> dict[int, Row[Any]]:
     return found
 
 
+def _some(column: str) -> pl.Expr:
+    """A list column holds something (null holds nothing)."""
+    return pl.col(column).list.len().fill_null(0) > 0
+
+
 def enqueue_batch(
     conn: Connection, applied: Applied, frame: pl.DataFrame, *, now: datetime, settings: Settings
 ) -> int:
     """Rows for the batch's transitions; returns how many were written."""
-    if not applied.transitions:
+    changes = applied.transitions
+    if changes.height == 0:
         return 0
-    # The batch knows how it routed the alerts it fired: their rows are read only for a
-    # message's snapshot (a batch of alerts nobody is notified of reads none of them).
-    needed = {
-        t["alert_id"]
-        for t in applied.transitions
-        if t["transition"] == "resolved"
-        or (r := applied.routing.get(t["alert_id"])) is None
-        or (_targets(r) and not r.muted_by)
-    }
-    alerts = _alerts(conn, sorted(needed))
+    # The batch knows how it routed the alerts it fired: those nobody hears of (muted, or
+    # without a target, team or escalation) are passed over column-wise, and an alert's row
+    # is read only for a message's snapshot.
+    resolves = pl.col("transition") == "resolved"
+    unrouted = ~pl.col("routed")
+    targeted = _some("notify") | pl.col("team").is_not_null()
+    heard = ~_some("muted_by") & (targeted | _some("escalate"))
+    acting = changes.filter(resolves | unrouted | heard)
+    needed = acting.filter(resolves | unrouted | targeted)["alert_id"].unique().sort()
+    alerts = _alerts(conn, needed.to_list())
     muted = _resolved_muted(frame)
     planner = Planner(conn, settings, now)
     rows: list[dict[str, Any]] = []
     escalations: list[dict[str, Any]] = []
     resolved: list[Row[Any]] = []
-    for t in applied.transitions:
+    for t in acting.iter_rows(named=True):
         alert = alerts.get(t["alert_id"])
         if t["transition"] == "resolved":
             if alert is not None and not muted.get((t["rule"], t["key"], t["at"])):
                 resolved.append(alert)
             continue
-        routing = applied.routing.get(t["alert_id"]) or alert
+        routing = (
+            Routing(
+                t["alert_id"],
+                t["team"],
+                t["notify"] or [],
+                t["escalate"] or [],
+                t["muted_by"] or [],
+            )
+            if t["routed"]
+            else alert
+        )
         if routing is None or routing.muted_by:
             continue  # DSL.md §5: stored, but neither notified nor escalated
         targets = _targets(routing)

@@ -18,6 +18,7 @@ import polars as pl
 from sqlalchemy import Connection, Text, any_, bindparam, insert, literal, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from engine.schema import TRANSITION_SCHEMA
 from engine.store.models import Alert, Incident
 
 ENGINE_ACTOR = "klaxon"
@@ -42,17 +43,76 @@ class Applied:
     resolved: list[int] = field(default_factory=list)
     repeated: list[int] = field(default_factory=list)
     reopened: list[int] = field(default_factory=list)
-    # In order: {"alert_id", "transition" (fired/resolved; a reopen is fired), "at", "rule", "key"}.
-    # The alert rows hold the rest (notify, escalate, team, severity, muted_by).
-    transitions: list[dict[str, Any]] = field(default_factory=list)
-    # The routing of the alerts this batch fired (not of reopened ones), by id.
-    routing: dict[int, Routing] = field(default_factory=dict)
+    # The fired and resolved changes in order: whole frames of fired alerts, and dicts.
+    _parts: list[pl.DataFrame | dict[str, Any]] = field(default_factory=list, repr=False)
 
     @property
     def changed(self) -> list[int]:
         return sorted(
             set(self.fired) | set(self.resolved) | set(self.repeated) | set(self.reopened)
         )
+
+    @property
+    def transitions(self) -> pl.DataFrame:
+        """APPLIED_SCHEMA rows in order: alert_id, transition (fired or resolved; a reopen is
+        fired), at, rule, key; and for the alerts this batch fired (`routed`), how it routed
+        them (team, notify, escalate, muted_by). The alert rows hold the rest."""
+        frames: list[pl.DataFrame] = []
+        run: list[dict[str, Any]] = []
+        for part in [*self._parts, None]:
+            if isinstance(part, dict):
+                run.append(part)
+                continue
+            if run:
+                frames.append(pl.DataFrame(run, schema=APPLIED_SCHEMA))
+                run = []
+            if part is not None:
+                frames.append(part)
+        return pl.concat(frames) if frames else pl.DataFrame(schema=APPLIED_SCHEMA)
+
+    def add_fired(self, fired: pl.DataFrame, ids: list[int]) -> None:
+        """Alerts stored from fired transition rows (TRANSITION_SCHEMA), with their new ids."""
+        self.fired.extend(ids)
+        self._parts.append(
+            fired.select(
+                pl.Series("alert_id", ids, dtype=pl.Int64),
+                pl.lit("fired").alias("transition"),
+                "at",
+                "rule",
+                "key",
+                pl.lit(True).alias("routed"),
+                "team",
+                "notify",
+                "escalate",
+                "muted_by",
+            )
+        )
+
+    def add(self, alert_id: int, transition: str, at: datetime, rule: str, key: str) -> None:
+        """A change whose routing the alert's row holds (a resolve, or a reopen)."""
+        self._parts.append(
+            {
+                "alert_id": alert_id,
+                "transition": transition,
+                "at": at,
+                "rule": rule,
+                "key": key,
+                "routed": False,
+            }
+        )
+
+
+APPLIED_SCHEMA = pl.Schema(
+    {
+        "alert_id": pl.Int64(),
+        "transition": pl.String(),
+        "at": TRANSITION_SCHEMA["at"],
+        "rule": pl.String(),
+        "key": pl.String(),
+        "routed": pl.Boolean(),
+        **{c: TRANSITION_SCHEMA[c] for c in ("team", "notify", "escalate", "muted_by")},
+    }
+)
 
 
 def _now() -> datetime:
@@ -328,31 +388,10 @@ def apply_transitions(conn: Connection, transitions: pl.DataFrame) -> Applied:
                     )
                 )
             ids = insert_frame(conn, "alerts", alerts, returning=True)
-            created = alerts["created_at"].to_list()
-            routed = zip(
-                ids,
-                *(fired[c].to_list() for c in ("team", "notify", "escalate", "muted_by")),
-                strict=True,
-            )
-            applied.routing.update(
-                (alert_id, Routing(alert_id, team, notify or [], escalate or [], muted or []))
-                for alert_id, team, notify, escalate, muted in routed
-            )
-            for alert_id, rule, key, status, at in zip(
-                ids, rules, keys_, statuses_now, created, strict=True
-            ):
+            applied.add_fired(fired, ids)
+            for alert_id, rule, key, status in zip(ids, rules, keys_, statuses_now, strict=True):
                 current[(rule, key)] = alert_id
                 statuses[(rule, key)] = status
-                applied.fired.append(alert_id)
-                applied.transitions.append(
-                    {
-                        "alert_id": alert_id,
-                        "transition": "fired",
-                        "at": at,
-                        "rule": rule,
-                        "key": key,
-                    }
-                )
             if history:
                 history_parts.append(history)
                 history = []
@@ -429,15 +468,7 @@ def apply_transitions(conn: Connection, transitions: pl.DataFrame) -> Applied:
                     }
                 )
                 applied.resolved.append(resolved_id)
-                applied.transitions.append(
-                    {
-                        "alert_id": resolved_id,
-                        "transition": "resolved",
-                        "at": r["at"],
-                        "rule": r["rule"],
-                        "key": r["key"],
-                    }
-                )
+                applied.add(resolved_id, "resolved", r["at"], r["rule"], r["key"])
                 history.append(
                     {
                         "alert_id": resolved_id,
@@ -504,15 +535,7 @@ def _reopen(
         current[(r["rule"], r["key"])] = alert_id
         statuses[(r["rule"], r["key"])] = values["status"]
         applied.reopened.append(alert_id)
-        applied.transitions.append(
-            {
-                "alert_id": alert_id,
-                "transition": "fired",
-                "at": r["at"],
-                "rule": r["rule"],
-                "key": r["key"],
-            }
-        )
+        applied.add(alert_id, "fired", r["at"], r["rule"], r["key"])
         history.append(
             {
                 "alert_id": alert_id,

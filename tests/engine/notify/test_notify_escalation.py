@@ -129,6 +129,20 @@ def test_a_rules_escalate_clauses_replace_the_team_policy(
     assert titles(http, "/bob_phone") == []
 
 
+def test_a_rule_without_team_or_notify_still_escalates_by_its_clauses(
+    oncall_setup, http, make_pipeline
+) -> None:
+    """Nobody is told when it fires (no team, no notify), but its ladder still runs."""
+    p = make_pipeline(RULES.replace("team platform", "escalate after 2m to carol_phone"))
+    p.fire("Disk filling", severity="high")
+    p.deliver()
+    assert http.received == []
+    p.clock.advance(minutes=2)
+    assert escalate_due(p.db, p.settings, p.clock) == 1
+    p.deliver()
+    assert titles(http, "/carol_phone") == ["ESCALATED (level 1) [HIGH] Disk filling"]
+
+
 def test_muted_alerts_are_not_escalated(oncall_setup, http, make_pipeline) -> None:
     p = make_pipeline(RULES + '\nsilence all "maintenance"\n  when team == "platform"\nend\n')
     p.fire("Orders failing", severity="critical")
