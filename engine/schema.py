@@ -43,6 +43,10 @@ EVENT_SCHEMA = pl.Schema(
     }
 )
 
+# What the engine reads of an event: every column but the raw payload, which stays in the store
+# (a tool's payload can be kilobytes an event, and nothing downstream of ingest reads it).
+FED_SCHEMA = pl.Schema({k: v for k, v in EVENT_SCHEMA.items() if k != "raw"})
+
 # What the engine emits: one row per alert transition (DSL.md §7), plus repeats for the store.
 TRANSITION_SCHEMA = pl.Schema(
     {

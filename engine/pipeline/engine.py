@@ -48,7 +48,7 @@ from engine.pipeline.matching import (
 from engine.pipeline.mute import muted_by
 from engine.pipeline.state import ACTIVE_SCHEMA, PENDING_SCHEMA, EngineState
 from engine.pipeline.windows import WINDOW_EVENTS, WindowRule, step_window_rules
-from engine.schema import EVENT_SCHEMA, TRANSITION, TRANSITION_SCHEMA, UTC_US, validate
+from engine.schema import FED_SCHEMA, TRANSITION, TRANSITION_SCHEMA, UTC_US, validate
 
 _ORDER = {"fired": 0, "repeated": 1, "resolved": 2}
 
@@ -162,9 +162,7 @@ class Engine:
     def _take(self, events: pl.DataFrame) -> bool:
         """Stamp a batch's events and queue them as pending; False for an empty batch."""
         events = events.drop("raw", strict=False)
-        events = validate(
-            events, pl.Schema({k: v for k, v in EVENT_SCHEMA.items() if k != "raw"}), "events"
-        )
+        events = validate(events, FED_SCHEMA, "events")
         if events.height == 0:
             return False
         st = self.state

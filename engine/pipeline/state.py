@@ -21,11 +21,11 @@ from engine.pipeline.alerts import ESCALATE, INFO_SCHEMA, LABEL_LIST
 from engine.pipeline.correlate import INCIDENTS
 from engine.pipeline.event_rules import EVENT_STATE
 from engine.pipeline.windows import WINDOW_EVENTS, WINDOW_STATE
-from engine.schema import EVENT_SCHEMA
+from engine.schema import FED_SCHEMA
 
 PENDING_SCHEMA = pl.Schema(
     {
-        **{k: v for k, v in EVENT_SCHEMA.items() if k != "raw"},
+        **FED_SCHEMA,
         "seq": pl.Int64(),
         "t_src": pl.Int64(),
         "t": pl.Int64(),

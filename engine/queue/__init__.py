@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 
 @dataclass(frozen=True)
 class Batch:
-    events: pl.DataFrame  # EVENT_SCHEMA, in arrival order
+    events: pl.DataFrame  # FED_SCHEMA (events without their raw payload), in arrival order
     ids: tuple[int, ...]  # the queue's own ids, to acknowledge
     event_pks: tuple[int, ...]  # the events' store ids (`events.id`), in `events` order: journaled
 

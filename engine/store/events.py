@@ -12,7 +12,7 @@ from sqlalchemy import BigInteger, Connection, String, Text, cast, delete, func,
 from sqlalchemy import type_coerce as coerce
 from sqlalchemy.sql.elements import ColumnElement
 
-from engine.schema import EVENT_SCHEMA, LABELS, UTC_US, fill_fingerprints
+from engine.schema import EVENT_SCHEMA, FED_SCHEMA, LABELS, UTC_US, fill_fingerprints
 from engine.store.models import Event, InboxItem
 
 
@@ -146,11 +146,11 @@ _ENUMS = {n: t for n, t in EVENT_SCHEMA.items() if isinstance(t, pl.Enum)}
 
 
 def stored_columns(dialect: str) -> list[ColumnElement[Any]]:
-    """The EVENT_SCHEMA columns of `events` as the driver returns them, skipping SQLAlchemy's
+    """The FED_SCHEMA columns of `events` as the driver returns them, skipping SQLAlchemy's
     per-row conversion (the slow part of reading a batch): times as text on SQLite or epoch
     microseconds on PostgreSQL, labels as JSON text. `events_frame` turns them into a frame."""
     out: list[ColumnElement[Any]] = []
-    for name in EVENT_SCHEMA:
+    for name in FED_SCHEMA:
         col = getattr(Event, name)
         expr: ColumnElement[Any]
         if name in _TIMES:
@@ -191,15 +191,15 @@ def _labels(texts: list[str | None]) -> pl.Series:
 
 
 def events_frame(rows: list[Any], dialect: str) -> pl.DataFrame:
-    """Rows selected with `stored_columns` → an EVENT_SCHEMA frame, converted column-wise."""
-    names = list(EVENT_SCHEMA)
+    """Rows selected with `stored_columns` → a FED_SCHEMA frame, converted column-wise."""
+    names = list(FED_SCHEMA)
     if not rows:
-        return pl.DataFrame(schema=EVENT_SCHEMA)
+        return pl.DataFrame(schema=FED_SCHEMA)
     columns = dict(zip(names, (list(c) for c in zip(*rows, strict=True)), strict=True))
     labels = _labels(columns.pop("labels"))
     times = {n: columns.pop(n) for n in _TIMES}
     time_type = pl.Int64 if dialect == "postgresql" else pl.String
-    build = {n: pl.String if n in _ENUMS else EVENT_SCHEMA[n] for n in columns}
+    build = {n: pl.String if n in _ENUMS else FED_SCHEMA[n] for n in columns}
     df = pl.DataFrame(columns, schema=build).with_columns(
         *(
             pl.Series(n, v, dtype=time_type).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
@@ -216,10 +216,10 @@ def events_frame(rows: list[Any], dialect: str) -> pl.DataFrame:
 
 
 def events_by_pk(conn: Connection, pks: list[int]) -> pl.DataFrame:
-    """The stored events with these primary keys, as an EVENT_SCHEMA frame in the order given
+    """The stored events with these primary keys, as a FED_SCHEMA frame in the order given
     (the worker's journal replay reads a batch back exactly as it was fed)."""
     if not pks:
-        return pl.DataFrame(schema=EVENT_SCHEMA)
+        return pl.DataFrame(schema=FED_SCHEMA)
     dialect = conn.dialect.name
     rows = conn.execute(select(Event.id, *stored_columns(dialect)).where(Event.id.in_(pks))).all()
     by_pk = {row[0]: row[1:] for row in rows}

@@ -8,10 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 from polars.testing import assert_frame_equal
+from sqlalchemy import select
 
 from engine.queue.sql_inbox import SqlInbox
-from engine.schema import EVENT_SCHEMA, events_frame, records_from_dicts
+from engine.schema import FED_SCHEMA, events_frame, records_from_dicts
 from engine.store.events import insert_events
+from engine.store.models import Event
 
 
 def _items() -> list[dict[str, object]]:
@@ -35,15 +37,24 @@ def _items() -> list[dict[str, object]]:
 
 
 def test_a_claimed_batch_equals_the_events_stored(db) -> None:
-    records = records_from_dicts(_items())
+    items = _items()
+    for i, item in enumerate(items):
+        item["raw"] = f'{{"payload": {i}}}'
+    records = records_from_dicts(items)
     with db.connect() as conn:
         insert_events(conn, records)
     batch = SqlInbox(db).claim(1000)
     assert batch is not None
     got = batch.events
-    # labels come back in key order, whichever order the store keeps them in
-    want = events_frame([{**r, "labels": dict(sorted(r["labels"].items()))} for r in records])
-    assert got.schema == EVENT_SCHEMA
+    # labels come back in key order, whichever order the store keeps them in; the raw payload
+    # stays in the store (the engine never reads it)
+    want = events_frame([{**r, "labels": dict(sorted(r["labels"].items()))} for r in records]).drop(
+        "raw"
+    )
+    assert got.schema == FED_SCHEMA
+    with db.read() as conn:
+        stored_raw = conn.execute(select(Event.raw).order_by(Event.id)).scalars().all()
+    assert stored_raw == [f'{{"payload": {i}}}' for i in range(len(items))]
     # received_at is set by records_from_dicts; ids are the store's
     assert_frame_equal(got.drop("event_id"), want.drop("event_id"))
     assert got["event_id"].to_list() == [r["event_id"] for r in records]
