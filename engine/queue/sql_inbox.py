@@ -9,8 +9,8 @@ from sqlalchemy import Connection, delete, func, select
 
 from engine.queue import Batch
 from engine.store.db import Database
-from engine.store.events import events_frame, stored_columns
-from engine.store.models import Event, InboxItem
+from engine.store.events import inbox_batch
+from engine.store.models import InboxItem
 
 # How often an idle worker looks for new events: a look is one indexed row read (about 0.2 ms
 # of CPU), so an idle worker spends about 1% of a core on it and an event waits at most this
@@ -24,17 +24,11 @@ class SqlInbox:
 
     def claim(self, limit: int) -> Batch | None:
         with self.db.read() as conn:
-            columns = stored_columns(conn.dialect.name)
-            rows = conn.execute(
-                select(InboxItem.id, InboxItem.event_pk, *columns)
-                .join(Event, Event.id == InboxItem.event_pk)
-                .order_by(InboxItem.id)
-                .limit(limit)
-            ).all()
-        if not rows:
+            found = inbox_batch(conn, limit)
+        if found is None:
             return None
-        frame = events_frame([r[2:] for r in rows], conn.dialect.name)
-        return Batch(frame, tuple(r[0] for r in rows), tuple(r[1] for r in rows))
+        frame, ids, event_pks = found
+        return Batch(frame, tuple(ids), tuple(event_pks))
 
     def ack(self, conn: Connection, batch: Batch) -> bool:
         if conn.dialect.name == "postgresql":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from datetime import UTC, datetime
 from typing import Any
@@ -196,23 +197,95 @@ def events_frame(rows: list[Any], dialect: str) -> pl.DataFrame:
     if not rows:
         return pl.DataFrame(schema=FED_SCHEMA)
     columns = dict(zip(names, (list(c) for c in zip(*rows, strict=True)), strict=True))
-    labels = _labels(columns.pop("labels"))
-    times = {n: columns.pop(n) for n in _TIMES}
-    time_type = pl.Int64 if dialect == "postgresql" else pl.String
-    build = {n: pl.String if n in _ENUMS else FED_SCHEMA[n] for n in columns}
-    df = pl.DataFrame(columns, schema=build).with_columns(
-        *(
-            pl.Series(n, v, dtype=time_type).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-            if dialect == "postgresql"
-            else pl.Series(n, v, dtype=time_type).str.to_datetime(
-                "%Y-%m-%d %H:%M:%S%.f", time_unit="us", time_zone="UTC"
-            )
-            for n, v in times.items()
-        ),
-        labels,
+    return _typed(pl.DataFrame(columns, schema=_stored_types(dialect)), dialect)
+
+
+def _stored_types(dialect: str) -> dict[str, pl.DataType]:
+    """FED_SCHEMA as read: times as text on SQLite or epoch microseconds on PostgreSQL, labels
+    as JSON text, enums as text; on SQLite `value` too is text (see `_sqlite_object`)."""
+    sqlite = dialect != "postgresql"
+    return {
+        n: pl.Int64()
+        if n in _TIMES and not sqlite
+        else pl.String()
+        if n in (*_TIMES, *_ENUMS, "labels") or (n == "value" and sqlite)
+        else t
+        for n, t in FED_SCHEMA.items()
+    }
+
+
+def _typed(stored: pl.DataFrame, dialect: str) -> pl.DataFrame:
+    """Columns as `_stored_types` reads them → a FED_SCHEMA frame."""
+
+    def time(name: str) -> pl.Expr:
+        if dialect == "postgresql":
+            return pl.col(name).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+        return pl.col(name).str.to_datetime("%Y-%m-%d %H:%M:%S%.f", time_unit="us", time_zone="UTC")
+
+    df = stored.with_columns(
+        *(time(n) for n in _TIMES),
+        _labels(stored["labels"].to_list()),
+        pl.col("value").cast(pl.Float64),
         *(pl.col(n).cast(t) for n, t in _ENUMS.items()),
     )
-    return fill_fingerprints(df.select(names).cast({"ts": UTC_US, "received_at": UTC_US}))
+    return fill_fingerprints(
+        df.select(list(FED_SCHEMA)).cast({"ts": UTC_US, "received_at": UTC_US})
+    )
+
+
+def _sqlite_object(*first: str) -> str:
+    """SQL for one JSON object per `events AS e` row: the `first` members, then the FED_SCHEMA
+    columns. SQLite writes the text in C and Polars parses it: fetching rows instead made a
+    Python object of every value, the slowest part of reading a batch. `value` is written as
+    text with 17 significant digits (exact), since JSON has no infinity (SQLite writes Inf)."""
+    members = list(first)
+    for name in FED_SCHEMA:
+        column = f'e."{name}"'
+        if name == "value":
+            column = f"iif({column} IS NULL, NULL, printf('%!.17g', {column}))"
+        members.append(f"'{name}', {column}")
+    return f"json_object({', '.join(members)})"
+
+
+def _sqlite_rows(text: str | None, first: dict[str, pl.DataType]) -> pl.DataFrame:
+    """Newline-separated `_sqlite_object` text → a frame of `first` and the stored columns."""
+    schema = {**first, **_stored_types("sqlite")}
+    if text is None:
+        return pl.DataFrame(schema=schema)
+    return pl.read_ndjson(io.BytesIO(text.encode()), schema=schema)
+
+
+_PKS: dict[str, pl.DataType] = {"pk": pl.Int64()}
+
+
+def inbox_batch(conn: Connection, limit: int) -> tuple[pl.DataFrame, list[int], list[int]] | None:
+    """The oldest `limit` queued events, oldest first: a FED_SCHEMA frame, their inbox ids and
+    their primary keys; None when nothing is queued."""
+    if conn.dialect.name == "sqlite":
+        obj = _sqlite_object("'inbox_id', i.id", "'pk', e.id")
+        text = conn.exec_driver_sql(
+            "SELECT group_concat(obj, char(10)) FROM ("
+            f"SELECT {obj} AS obj"
+            " FROM (SELECT id, event_pk FROM inbox ORDER BY id LIMIT ?) AS i"
+            " JOIN events AS e ON e.id = i.event_pk)",
+            (limit,),
+        ).scalar_one()
+        if text is None:
+            return None
+        # Sorted here: SQLite's group_concat promises no order.
+        stored = _sqlite_rows(text, {"inbox_id": pl.Int64(), **_PKS}).sort("inbox_id")
+        frame = _typed(stored.drop("inbox_id", "pk"), "sqlite")
+        return frame, stored["inbox_id"].to_list(), stored["pk"].to_list()
+    rows = conn.execute(
+        select(InboxItem.id, InboxItem.event_pk, *stored_columns(conn.dialect.name))
+        .join(Event, Event.id == InboxItem.event_pk)
+        .order_by(InboxItem.id)
+        .limit(limit)
+    ).all()
+    if not rows:
+        return None
+    frame = events_frame([r[2:] for r in rows], conn.dialect.name)
+    return frame, [r[0] for r in rows], [r[1] for r in rows]
 
 
 def events_by_pk(conn: Connection, pks: list[int]) -> pl.DataFrame:
@@ -220,13 +293,29 @@ def events_by_pk(conn: Connection, pks: list[int]) -> pl.DataFrame:
     (the worker's journal replay reads a batch back exactly as it was fed)."""
     if not pks:
         return pl.DataFrame(schema=FED_SCHEMA)
-    dialect = conn.dialect.name
-    rows = conn.execute(select(Event.id, *stored_columns(dialect)).where(Event.id.in_(pks))).all()
-    by_pk = {row[0]: row[1:] for row in rows}
-    missing = [pk for pk in pks if pk not in by_pk]
-    if missing:
+    if conn.dialect.name == "sqlite":
+        obj = _sqlite_object("'pk', e.id")
+        text = conn.exec_driver_sql(
+            f"SELECT group_concat({obj}, char(10)) FROM events AS e"
+            f" WHERE e.id IN ({', '.join('?' for _ in pks)})",
+            tuple(pks),
+        ).scalar_one()
+        found = _sqlite_rows(text, _PKS)
+        wanted = pl.DataFrame({"pk": pks}, schema=_PKS)
+        stored = wanted.join(found, on="pk", how="left", maintain_order="left")
+        missing = stored.filter(pl.col("event_id").is_null())["pk"].to_list()
+        frame = None if missing else _typed(stored.drop("pk"), "sqlite")
+    else:
+        dialect = conn.dialect.name
+        rows = conn.execute(
+            select(Event.id, *stored_columns(dialect)).where(Event.id.in_(pks))
+        ).all()
+        by_pk = {row[0]: row[1:] for row in rows}
+        missing = [pk for pk in pks if pk not in by_pk]
+        frame = None if missing else events_frame([by_pk[pk] for pk in pks], dialect)
+    if frame is None:
         raise LookupError(f"{len(missing)} journaled events are gone from the store: {missing[:5]}")
-    return events_frame([by_pk[pk] for pk in pks], dialect)
+    return frame
 
 
 def purge_processed(conn: Connection, ids: list[int]) -> None:

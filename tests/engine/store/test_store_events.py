@@ -7,12 +7,14 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from sqlalchemy import select
 
 from engine.queue.sql_inbox import SqlInbox
 from engine.schema import FED_SCHEMA, events_frame, records_from_dicts
-from engine.store.events import insert_events
+from engine.store.events import events_by_pk, insert_events
 from engine.store.models import Event
 
 
@@ -114,3 +116,53 @@ def test_an_event_id_is_stored_and_queued_once_within_a_request_and_across_reque
     want = [r["event_id"] for i, r in enumerate(records) if i != 3]
     assert batch.events["event_id"].to_list()[:5] == want
     assert batch.events.height == 6
+
+
+# Any text a tool may send, less NUL (refused at ingest) and lone surrogates.
+_texts = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=10)
+
+
+@st.composite
+def _stored_items(draw: st.DrawFn) -> dict[str, object]:
+    return {
+        "ts": datetime(2026, 3, 29, 1, tzinfo=UTC)
+        + timedelta(microseconds=draw(st.integers(0, 10**12))),
+        "source": draw(_texts),
+        "title": draw(_texts),
+        "service": draw(_texts),
+        "host": draw(_texts),
+        "description": draw(_texts),
+        "severity": draw(st.sampled_from(["info", "low", "medium", "high", "critical"])),
+        "status": draw(st.sampled_from(["firing", "resolved"])),
+        "kind": draw(st.sampled_from(["alert", "event"])),
+        # every finite double and both infinities (NaN is stored as null on SQLite)
+        "value": draw(st.none() | st.floats(allow_nan=False)),
+        "labels": draw(st.dictionaries(_texts, _texts, max_size=3)),
+    }
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(items=st.lists(_stored_items(), min_size=1, max_size=6))
+def test_events_read_back_exactly_as_stored(db, items) -> None:
+    """What the worker reads (a claimed batch, a journaled one by primary key) equals what was
+    stored, value for value: any text, every double, labels in key order."""
+    records = records_from_dicts(items)
+    with db.connect() as conn:
+        pks = insert_events(conn, records)
+    want = events_frame([{**r, "labels": dict(sorted(r["labels"].items()))} for r in records]).drop(
+        "raw"
+    )
+    with db.read() as conn:
+        assert_frame_equal(events_by_pk(conn, pks), want)
+        assert_frame_equal(events_by_pk(conn, pks[::-1]), want.reverse())
+    inbox = SqlInbox(db)
+    batch = inbox.claim(100)
+    assert batch is not None
+    assert_frame_equal(batch.events, want)
+    assert list(batch.event_pks) == pks
+    with db.connect() as conn:
+        assert inbox.ack(conn, batch)
