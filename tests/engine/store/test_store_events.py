@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -166,3 +167,18 @@ def test_events_read_back_exactly_as_stored(db, items) -> None:
     assert list(batch.event_pks) == pks
     with db.connect() as conn:
         assert inbox.ack(conn, batch)
+
+
+def test_values_json_cannot_hold_are_stored_as_each_store_keeps_them(db) -> None:
+    """PostgreSQL's events arrive as JSON, which has no infinity or NaN: they go as text. SQLite
+    keeps infinities and stores NaN as null (its own rule)."""
+    items = [{**_items()[i], "value": v} for i, v in enumerate([math.inf, -math.inf, math.nan])]
+    with db.connect() as conn:
+        pks = insert_events(conn, records_from_dicts(items))
+    with db.read() as conn:
+        got = events_by_pk(conn, pks)["value"].to_list()
+    assert got[:2] == [math.inf, -math.inf]
+    if db.is_sqlite:
+        assert got[2] is None
+    else:
+        assert math.isnan(got[2])
