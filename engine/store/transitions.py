@@ -17,6 +17,7 @@ import orjson
 import polars as pl
 from sqlalchemy import Connection, Text, any_, bindparam, insert, literal, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import IntegrityError
 
 from engine.schema import TRANSITION_SCHEMA
 from engine.store.models import Alert, Incident
@@ -348,15 +349,36 @@ def _fired_history(alerts: pl.DataFrame, muted_by: pl.Series, ids: list[int]) ->
 
 
 def apply_transitions(conn: Connection, transitions: pl.DataFrame) -> Applied:
-    """Apply TRANSITION_SCHEMA rows (sorted as the engine emits them) to the store."""
-    applied = Applied()
+    """Apply TRANSITION_SCHEMA rows (sorted as the engine emits them) to the store.
+
+    The store is asked for the open alerts of the keys this batch repeats or resolves before
+    firing them again, not of the keys it fires first: the engine fires only where it holds
+    no open alert, and so has the store, unless the engine's state was rebuilt without it or
+    a person reopened one. The partial unique index on open alerts tells those cases apart:
+    the batch is then applied again, asking for every key (the lookup cost up to 80 ms a batch
+    of 5,000 new alerts on PostgreSQL with 300,000 open, and grew with them).
+    """
     if transitions.height == 0:
-        return applied
+        return Applied()
+    dbapi = conn.dialect.dbapi
+    assert dbapi is not None
+    integrity = (IntegrityError, dbapi.IntegrityError)  # COPY raises the driver's own
+    try:
+        with conn.begin_nested():
+            return _apply(conn, transitions, every_key=False)
+    except integrity:
+        return _apply(conn, transitions, every_key=True)
+
+
+def _apply(conn: Connection, transitions: pl.DataFrame, *, every_key: bool) -> Applied:
+    applied = Applied()
     now = _now()
     frame = transitions.with_columns(
         gen=(pl.col("transition") == "fired").cast(pl.Int32).cum_sum().over("rule", "key")
     )
-    keys = frame.select("rule", "key").unique().rows()
+    # Generation 0: rows about an alert already open before this batch.
+    asked = frame if every_key else frame.filter(pl.col("gen") == 0)
+    keys = asked.select("rule", "key").unique().rows()
     open_now = _open_alerts(conn, [tuple(k) for k in keys])
     incident_ids = _incidents(conn, frame.filter(pl.col("transition") == "fired"))
     history: list[dict[str, Any]] = []

@@ -142,3 +142,53 @@ def test_a_batch_larger_than_one_statement_gets_each_row_its_own_id(db) -> None:
     assert dict(history) == {
         alert_id: T0 + timedelta(microseconds=i) for i, alert_id in enumerate(applied.fired)
     }
+
+
+def _fired(key: str, at: datetime, title: str) -> dict[str, object]:
+    return {
+        "at": at,
+        "rule": "disk",
+        "key": key,
+        "transition": "fired",
+        "severity": "high",
+        "title": title,
+        "labels": {},
+        "notify": [],
+        "escalate": [],
+        "muted_by": [],
+    }
+
+
+def test_an_alert_the_store_still_holds_open_is_replaced_when_its_key_fires_again(db) -> None:
+    """The engine fires only where it holds no open alert; the store may still hold one (the
+    engine's state was rebuilt without it, or a person reopened it). It is closed as replaced,
+    and the rest of the batch is stored as usual."""
+    first = pl.DataFrame([_fired('{"h":"a"}', T0, "old a")], schema=TRANSITION_SCHEMA)
+    with db.connect() as conn:
+        [old_id] = apply_transitions(conn, first).fired
+    batch = pl.DataFrame(
+        [
+            _fired('{"h":"a"}', T0 + timedelta(minutes=5), "new a"),
+            _fired('{"h":"b"}', T0 + timedelta(minutes=5), "new b"),
+        ],
+        schema=TRANSITION_SCHEMA,
+    )
+    with db.connect() as conn:
+        applied = apply_transitions(conn, batch)
+    with db.read() as conn:
+        rows = {a.id: a for a in orm(conn).scalars(select(Alert).where(Alert.rule == "disk")).all()}
+    assert len(applied.fired) == 2
+    assert old_id not in applied.fired
+    assert (rows[old_id].is_open, rows[old_id].status, rows[old_id].resolution) == (
+        False,
+        "resolved",
+        "replaced",
+    )
+    new_a, new_b = (rows[i] for i in applied.fired)
+    assert (new_a.title, new_a.is_open, new_b.title, new_b.is_open) == (
+        "new a",
+        True,
+        "new b",
+        True,
+    )
+    assert applied.transitions["alert_id"].to_list() == applied.fired
