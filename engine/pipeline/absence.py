@@ -6,7 +6,14 @@ import polars as pl
 
 from engine.pipeline.episodes import mark_episodes, summarize_episodes
 from engine.pipeline.event_rules import STEP_OUT
-from engine.pipeline.groups import GID, by_rule_key, ffill_in_group, group_ids, next_in_group
+from engine.pipeline.groups import (
+    GID,
+    by_rule_key,
+    ffill_in_group,
+    group_ids,
+    has_key_in,
+    next_in_group,
+)
 
 ABSENCE_STATE = pl.Schema(
     {
@@ -34,18 +41,16 @@ def step_absence_rules(
     if matches.height == 0 and state.height == 0:
         return pl.DataFrame(schema=STEP_OUT), pl.DataFrame(schema=ABSENCE_STATE)
     # Only keys heard from in this batch, or whose deadline (or `for` hold) falls due, change.
-    timed = state.join(params, on="rule", how="left")
+    timed = state.join(params, on="rule", how="left", maintain_order="left")
     due = (
         (~pl.col("active") & (pl.col("last_f") + pl.col("absent") < hi))
         | (pl.col("active") & ~pl.col("fired") & (pl.col("t0") + pl.col("hold") < hi))
     ).fill_null(False)
     heard = matches.filter(pl.col("firing") & ~pl.col("late")).select("rule", "key").unique()
-    idle = (
-        timed.filter(~due & pl.col("absent").is_not_null())
-        .join(heard, on=["rule", "key"], how="anti")
-        .select(list(ABSENCE_STATE))
-    )
-    state = state.join(idle.select("rule", "key"), on=["rule", "key"], how="anti")
+    # Row for row with `state` (the join kept its order): filters, not joins (has_key_in).
+    still = timed.select(~due & pl.col("absent").is_not_null() & ~has_key_in(heard)).to_series()
+    idle = state.filter(still)
+    state = state.filter(~still)
     if heard.height == 0 and state.height == 0:
         return pl.DataFrame(schema=STEP_OUT), idle
     ev = matches.filter(pl.col("firing") & ~pl.col("late")).select(

@@ -36,7 +36,7 @@ from engine.pipeline.alerts import (
 )
 from engine.pipeline.correlate import correlate
 from engine.pipeline.event_rules import EVENT_PARAMS, STEP_OUT, step_event_rules
-from engine.pipeline.groups import by_rule_key
+from engine.pipeline.groups import by_rule_key, has_key_in
 from engine.pipeline.matching import (
     extract_labels,
     keyed_matches,
@@ -486,9 +486,7 @@ class Engine:
             .unique(["rule", "key"], keep="last", maintain_order=True)
             .select("rule", "key", r_value="value")
         )
-        keep = st.alerts.join(ended, on=["rule", "key"], how="anti").join(
-            started.select("rule", "key"), on=["rule", "key"], how="anti"
-        )
+        keep = st.alerts.filter(~has_key_in(pl.concat([ended, started.select("rule", "key")])))
         active = pl.concat([keep, started.cast(ACTIVE_SCHEMA)], how="vertical_relaxed")
         active = (
             active.join(repeats, on=["rule", "key"], how="left")

@@ -16,6 +16,7 @@ from engine.pipeline.groups import (
     cum_in_group,
     ffill_in_group,
     group_ids,
+    has_key_in,
     next_in_group,
     shift_in_group,
 )
@@ -65,19 +66,16 @@ def step_event_rules(
     if matches.height == 0 and state.height == 0:
         return pl.DataFrame(schema=STEP_OUT), pl.DataFrame(schema=EVENT_STATE)
     # Only alerts with a matching event in this batch, or a timer due before `hi`, can change.
-    timed = state.join(params, on="rule", how="left")
+    timed = state.join(params, on="rule", how="left", maintain_order="left")
     due = (
         (~pl.col("fired") & pl.col("active") & (pl.col("t0") + pl.col("hold") < hi))
         | (pl.col("active") & (pl.col("last_f") + pl.col("resolve_after") < hi))
         | pl.col("hold").is_null()  # the rule went away: let the caller's filter drop it
     ).fill_null(False)
-    touched_keys = matches.select("rule", "key").unique()
-    idle = (
-        timed.filter(~due)
-        .join(touched_keys, on=["rule", "key"], how="anti")
-        .select(list(EVENT_STATE))
-    )
-    state = state.join(idle.select("rule", "key"), on=["rule", "key"], how="anti")
+    # Row for row with `state` (the join kept its order): filters, not joins (has_key_in).
+    still = timed.select(~due & ~has_key_in(matches)).to_series()
+    idle = state.filter(still)
+    state = state.filter(~still)
     if matches.height == 0 and state.height == 0:
         return pl.DataFrame(schema=STEP_OUT), _drop_forgotten(idle, params, hi)
     ev = (

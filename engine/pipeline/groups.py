@@ -26,6 +26,15 @@ def by_rule_key(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.sort("key").sort("rule", maintain_order=True)
 
 
+def has_key_in(keys: pl.DataFrame) -> pl.Expr:
+    """Whether a row's (rule, key) is among `keys`' rows: for filtering state frames where an
+    anti or semi join would gather every column of the rows it keeps. With 350,000 open alerts
+    (their list columns) an anti join took 170 ms whatever `keys` held; this filter 5-10 ms."""
+    return pl.struct("rule", "key").is_in(
+        keys.select(pl.struct("rule", "key")).to_series().implode()
+    )
+
+
 def group_ids(*columns: str) -> pl.Expr:
     """Numbers the groups of a frame sorted by `columns`: 1, 1, 2, ... (the `gid` column)."""
     change = pl.lit(False)
