@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import os
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -153,7 +154,7 @@ _ENUMS = {n: t for n, t in EVENT_SCHEMA.items() if isinstance(t, pl.Enum)}
 def stored_columns(dialect: str) -> list[ColumnElement[Any]]:
     """The FED_SCHEMA columns of `events` as the driver returns them, skipping SQLAlchemy's
     per-row conversion (the slow part of reading a batch): times as text on SQLite or epoch
-    microseconds on PostgreSQL, labels as JSON text. `events_frame` turns them into a frame."""
+    microseconds on PostgreSQL, labels as JSON text. `_typed` turns them into a frame."""
     out: list[ColumnElement[Any]] = []
     for name in FED_SCHEMA:
         col = getattr(Event, name)
@@ -195,27 +196,17 @@ def _labels(texts: list[str | None]) -> pl.Series:
     return joined.fill_null(pl.lit([], dtype=_PAIRS)).cast(LABELS)
 
 
-def events_frame(rows: list[Any], dialect: str) -> pl.DataFrame:
-    """Rows selected with `stored_columns` → a FED_SCHEMA frame, converted column-wise."""
-    names = list(FED_SCHEMA)
-    if not rows:
-        return pl.DataFrame(schema=FED_SCHEMA)
-    columns = dict(zip(names, (list(c) for c in zip(*rows, strict=True)), strict=True))
-    return _typed(pl.DataFrame(columns, schema=_stored_types(dialect)), dialect)
-
-
 def _stored_types(dialect: str) -> dict[str, pl.DataType]:
-    """FED_SCHEMA as read: times as text on SQLite or epoch microseconds on PostgreSQL, labels
-    as JSON text, enums as text; on SQLite `value` too is text (see `_sqlite_object`)."""
-    sqlite = dialect != "postgresql"
-    return {
-        n: pl.Int64()
-        if n in _TIMES and not sqlite
-        else pl.String()
-        if n in (*_TIMES, *_ENUMS, "labels") or (n == "value" and sqlite)
-        else t
-        for n, t in FED_SCHEMA.items()
-    }
+    """FED_SCHEMA as read: labels as JSON text and enums as text; times as epoch microseconds
+    on PostgreSQL, and as text on SQLite, where `value` too is text (see `_sqlite_object`)."""
+    if dialect == "postgresql":
+        read_as = {
+            **dict.fromkeys(_TIMES, pl.Int64()),
+            **dict.fromkeys((*_ENUMS, "labels"), pl.String()),
+        }
+    else:
+        read_as = dict.fromkeys((*_TIMES, *_ENUMS, "labels", "value"), pl.String())
+    return {n: read_as.get(n, t) for n, t in FED_SCHEMA.items()}
 
 
 def _typed(stored: pl.DataFrame, dialect: str) -> pl.DataFrame:
@@ -259,13 +250,24 @@ def _sqlite_rows(text: str | None, first: dict[str, pl.DataType]) -> pl.DataFram
     return pl.read_ndjson(io.BytesIO(text.encode()), schema=schema)
 
 
+def _driver_rows(rows: Sequence[Any], first: dict[str, pl.DataType], dialect: str) -> pl.DataFrame:
+    """Rows of `first` and the `stored_columns` → a frame of them, converted column-wise."""
+    schema = {**first, **_stored_types(dialect)}
+    if not rows:
+        return pl.DataFrame(schema=schema)
+    columns = zip(schema, (list(c) for c in zip(*rows, strict=True)), strict=True)
+    return pl.DataFrame(dict(columns), schema=schema)
+
+
 _PKS: dict[str, pl.DataType] = {"pk": pl.Int64()}
 
 
 def inbox_batch(conn: Connection, limit: int) -> tuple[pl.DataFrame, list[int], list[int]] | None:
     """The oldest `limit` queued events, oldest first: a FED_SCHEMA frame, their inbox ids and
     their primary keys; None when nothing is queued."""
-    if conn.dialect.name == "sqlite":
+    first = {"inbox_id": pl.Int64(), **_PKS}
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
         obj = _sqlite_object("'inbox_id', i.id", "'pk', e.id")
         text = conn.exec_driver_sql(
             "SELECT group_concat(obj, char(10)) FROM ("
@@ -274,22 +276,20 @@ def inbox_batch(conn: Connection, limit: int) -> tuple[pl.DataFrame, list[int], 
             " JOIN events AS e ON e.id = i.event_pk)",
             (limit,),
         ).scalar_one()
-        if text is None:
-            return None
-        # Sorted here: SQLite's group_concat promises no order.
-        stored = _sqlite_rows(text, {"inbox_id": pl.Int64(), **_PKS}).sort("inbox_id")
-        frame = _typed(stored.drop("inbox_id", "pk"), "sqlite")
-        return frame, stored["inbox_id"].to_list(), stored["pk"].to_list()
-    rows = conn.execute(
-        select(InboxItem.id, InboxItem.event_pk, *stored_columns(conn.dialect.name))
-        .join(Event, Event.id == InboxItem.event_pk)
-        .order_by(InboxItem.id)
-        .limit(limit)
-    ).all()
-    if not rows:
+        stored = _sqlite_rows(text, first)
+    else:
+        rows = conn.execute(
+            select(InboxItem.id, InboxItem.event_pk, *stored_columns(dialect))
+            .join(Event, Event.id == InboxItem.event_pk)
+            .order_by(InboxItem.id)
+            .limit(limit)
+        ).all()
+        stored = _driver_rows(rows, first, dialect)
+    if stored.height == 0:
         return None
-    frame = events_frame([r[2:] for r in rows], conn.dialect.name)
-    return frame, [r[0] for r in rows], [r[1] for r in rows]
+    stored = stored.sort("inbox_id")  # SQLite's group_concat promises no order
+    frame = _typed(stored.drop("inbox_id", "pk"), dialect)
+    return frame, stored["inbox_id"].to_list(), stored["pk"].to_list()
 
 
 def events_by_pk(conn: Connection, pks: list[int]) -> pl.DataFrame:
@@ -297,7 +297,8 @@ def events_by_pk(conn: Connection, pks: list[int]) -> pl.DataFrame:
     (the worker's journal replay reads a batch back exactly as it was fed)."""
     if not pks:
         return pl.DataFrame(schema=FED_SCHEMA)
-    if conn.dialect.name == "sqlite":
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
         obj = _sqlite_object("'pk', e.id")
         text = conn.exec_driver_sql(
             f"SELECT group_concat({obj}, char(10)) FROM events AS e"
@@ -305,21 +306,17 @@ def events_by_pk(conn: Connection, pks: list[int]) -> pl.DataFrame:
             tuple(pks),
         ).scalar_one()
         found = _sqlite_rows(text, _PKS)
-        wanted = pl.DataFrame({"pk": pks}, schema=_PKS)
-        stored = wanted.join(found, on="pk", how="left", maintain_order="left")
-        missing = stored.filter(pl.col("event_id").is_null())["pk"].to_list()
-        frame = None if missing else _typed(stored.drop("pk"), "sqlite")
     else:
-        dialect = conn.dialect.name
         rows = conn.execute(
             select(Event.id, *stored_columns(dialect)).where(Event.id.in_(pks))
         ).all()
-        by_pk = {row[0]: row[1:] for row in rows}
-        missing = [pk for pk in pks if pk not in by_pk]
-        frame = None if missing else events_frame([by_pk[pk] for pk in pks], dialect)
-    if frame is None:
+        found = _driver_rows(rows, _PKS, dialect)
+    wanted = pl.DataFrame({"pk": pks}, schema=_PKS)
+    stored = wanted.join(found, on="pk", how="left", maintain_order="left")
+    missing = stored.filter(pl.col("event_id").is_null())["pk"].to_list()
+    if missing:
         raise LookupError(f"{len(missing)} journaled events are gone from the store: {missing[:5]}")
-    return frame
+    return _typed(stored.drop("pk"), dialect)
 
 
 def purge_processed(conn: Connection, ids: list[int]) -> None:
