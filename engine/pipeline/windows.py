@@ -8,7 +8,9 @@ arrived by t.
 
 All window rules of a batch go through together: one rolling pass per distinct window width,
 one episode pass for every (rule, key). Within the step, (rule, key) is a 64-bit hash `h`, so
-sorts and joins work on integers.
+sorts and joins work on integers. An order statistic against a constant (`p95(x) > 1400`) is
+decided by counting the values on either side of the constant (cuts.py), and computed only
+where the counts cannot tell or where a transition reports it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from dsl.compiler import AggSpec, CompiledRule, WindowSpec
+from engine.pipeline.cuts import CUT_COUNTS, FINITE, Cut, cut_counts, decide, exact_values
 from engine.pipeline.episodes import mark_episodes, summarize_episodes
 from engine.pipeline.event_rules import STEP_OUT
 from engine.pipeline.groups import GID, by_rule_key, group_ids
@@ -58,6 +61,7 @@ class WindowRule:
     rule_id: str
     spec: WindowSpec
     hold: int  # µs
+    cut: Cut | None = None  # an order statistic against a constant: decided by counting
 
     @property
     def width(self) -> int:
@@ -70,7 +74,7 @@ class WindowRule:
     @classmethod
     def of(cls, rule: CompiledRule) -> WindowRule:
         assert rule.window is not None
-        return cls(rule.rule_id, rule.window, rule.hold_ms * 1000)
+        return cls(rule.rule_id, rule.window, rule.hold_ms * 1000, Cut.of(rule.window))
 
 
 def group_hash() -> pl.Expr:
@@ -96,8 +100,11 @@ def _agg_name(agg: AggSpec) -> str:
     return f"{agg.name}_{agg.quantile}" if agg.quantile is not None else agg.name
 
 
-def _rolling_exprs(aggs: dict[str, AggSpec], width: int) -> dict[str, pl.Expr]:
-    """The fast path's aggregates: rolling expressions over one time axis (`axis`)."""
+def _rolling_exprs(
+    aggs: dict[str, AggSpec], width: int, counts: Sequence[str] = ()
+) -> dict[str, pl.Expr]:
+    """The fast path's aggregates: rolling expressions over one time axis (`axis`), and the
+    window sums of the `counts` columns."""
 
     def roll(expr: pl.Expr, how: str, **kw: object) -> pl.Expr:
         fn = getattr(expr, f"rolling_{how}_by")
@@ -105,7 +112,7 @@ def _rolling_exprs(aggs: dict[str, AggSpec], width: int) -> dict[str, pl.Expr]:
 
     n = roll((~pl.col("is_eval")).cast(pl.Int64), "sum").cast(pl.Float64)
     v = pl.col("vnum")
-    exprs: dict[str, pl.Expr] = {"n": n}
+    exprs: dict[str, pl.Expr] = {"n": n, **{c: roll(pl.col(c), "sum") for c in counts}}
     if any(a.name in ("sum", "avg") for a in aggs.values()):
         # what a sum or mean corrected by _subtract_late starts from
         exprs[NUMERIC] = roll(v.is_not_null().cast(pl.Int64), "sum").cast(pl.Float64)
@@ -137,11 +144,13 @@ def _subtract_late(
     which: pl.Expr,
     width: int,
     aggs: dict[str, AggSpec],
+    counts: Sequence[str] = (),
 ) -> pl.DataFrame:
     """Take the late events that had not arrived by a point out of its rolling aggregates.
 
-    `rolled` holds the rolling values at each point (pid, axis, t_known, n, aggregates),
-    sorted by axis; `late` the late events (axis, t_in, ts, vnum), sorted by axis; `which`
+    `rolled` holds the rolling values at each point (pid, axis, t_known, n, aggregates,
+    `counts`), sorted by axis; `late` the late events (axis, t_in, ts, vnum, `counts`), sorted
+    by axis; `which`
     selects the points to correct (rules whose aggregates are all in SUBTRACTABLE). A late
     event at `axis` is in the rolling window of the points at [axis, axis + W) and missing
     from those whose instant is before its arrival (t_in > t_known); as t_known >= the
@@ -157,10 +166,13 @@ def _subtract_late(
     reach = late.select(
         "t_in",
         "vnum",
+        *counts,
         first=pts["axis"].search_sorted(late["axis"], side="left"),
         last=pts["axis"].search_sorted(end, side="left"),
     ).filter(pl.col("last") > pl.col("first"))
-    missing = reach.select("t_in", "vnum", i=pl.int_ranges("first", "last", dtype=pl.UInt32))
+    missing = reach.select(
+        "t_in", "vnum", *counts, i=pl.int_ranges("first", "last", dtype=pl.UInt32)
+    )
     missing = missing.explode("i")
     missing = (
         missing.with_columns(pts.select("pid", "t_known")[missing["i"]])
@@ -170,14 +182,15 @@ def _subtract_late(
             late_n=pl.len().cast(pl.Float64),
             late_num=pl.col("vnum").is_not_null().sum().cast(pl.Float64),
             late_sum=pl.col("vnum").sum(),
+            **{f"late{c}": pl.col(c).sum() for c in counts},
         )
     )
     if missing.height == 0:
         return rolled
     helpers = [c for c in (NUMERIC, SUM) if c in rolled.columns]
-    fixed = rolled.select("pid", "n", *helpers).join(missing, on="pid", how="inner")
+    fixed = rolled.select("pid", "n", *helpers, *counts).join(missing, on="pid", how="inner")
     n = pl.col("n") - pl.col("late_n")
-    exprs: dict[str, pl.Expr] = {"n": n}
+    exprs: dict[str, pl.Expr] = {"n": n, **{c: pl.col(c) - pl.col(f"late{c}") for c in counts}}
     for name, a in aggs.items():
         if a.name == "count":
             exprs[name] = n
@@ -191,7 +204,9 @@ def _subtract_late(
             else:
                 exprs[name] = pl.when(num > 0).then(total / num).otherwise(None)
     # only the columns this width computes: aggregates of other kinds keep their values
-    fixed = fixed.select("pid", **{k: e for k, e in exprs.items() if k == "n" or k in aggs})
+    fixed = fixed.select(
+        "pid", **{k: e for k, e in exprs.items() if k == "n" or k in aggs or k in counts}
+    )
     return rolled.update(fixed, on="pid", include_nulls=True)
 
 
@@ -342,11 +357,13 @@ def _rolled(
     data: pl.DataFrame,
     points: pl.DataFrame,
     pick: dict[str, list[AggSpec]],
+    counts: dict[str, pl.Expr] | None = None,
 ) -> pl.DataFrame:
     """Aggregates over (ts - W, ts] at each point (h, rule, ts, t_known), W per rule.
 
     `pick[rule]` lists the aggregates each rule needs, returned as agg0, agg1, ... in order,
-    with `n` (events in the window).
+    with `n` (events in the window). The rules that pick none get instead the window sums of
+    `counts`, columns computed from their rows (cuts.cut_counts).
 
     Per width and set of aggregates, every (rule, key) group is laid end to end on one axis,
     far enough apart that no window reaches across, and one rolling pass serves every group.
@@ -376,13 +393,17 @@ def _rolled(
 
     data_of, points_of = split(data), split(points)
     outs = []
-    for i, ((width, _), ids) in enumerate(order):
+    for i, ((width, kinds), ids) in enumerate(order):
         pts = points_of.get(i)
         if pts is None or pts.height == 0:
             continue
+        unit_data = data_of.get(i, data.clear())
+        summed: tuple[str, ...] = ()
+        if counts and not kinds:
+            unit_data, summed = unit_data.with_columns(**counts), tuple(counts)
         frame = pl.concat(
             [
-                data_of.get(i, data.clear()).select(
+                unit_data.select(
                     "h",
                     "rule",
                     "ts",
@@ -391,6 +412,7 @@ def _rolled(
                     "vtext",
                     is_eval=pl.lit(False),
                     t_known=pl.lit(None, dtype=pl.Int64),
+                    **{c: pl.col(c) for c in summed},
                 ),
                 pts.select(
                     "h",
@@ -401,6 +423,7 @@ def _rolled(
                     vtext=pl.lit(None, dtype=pl.String),
                     is_eval=pl.lit(True),
                     t_known="t_known",
+                    **{c: pl.lit(0, dtype=pl.Int64) for c in summed},
                 ),
             ],
             how="vertical_relaxed",
@@ -416,7 +439,7 @@ def _rolled(
         dense = group_ids("h")
         frame = frame.with_columns(axis=(pl.col("ts") - base) + dense * gap)
         rolled = (
-            frame.with_columns(**_rolling_exprs(rolling, width))
+            frame.with_columns(**_rolling_exprs(rolling, width, summed))
             .with_columns(
                 [pl.lit(None, dtype=pl.Float64).alias(k) for k in distinct if k not in rolling]
             )
@@ -424,9 +447,11 @@ def _rolled(
             .with_row_index("pid")
         )
         rows = frame.filter(~pl.col("is_eval")).select(
-            "h", "rule", "axis", "t_in", "ts", "vnum", "vtext"
+            "h", "rule", "axis", "t_in", "ts", "vnum", "vtext", *summed
         )
-        late = rows.filter(pl.col("t_in") != pl.col("ts")).select("axis", "t_in", "ts", "vnum")
+        late = rows.filter(pl.col("t_in") != pl.col("ts")).select(
+            "axis", "t_in", "ts", "vnum", *summed
+        )
         if late.height:
             # A late event is missing from the points of its group at [ts, t_in) that its
             # window reaches: the axis interval [axis, axis + min(W, t_in - ts)). Its count,
@@ -441,7 +466,7 @@ def _rolled(
             covers = shadow["end"].gather(at.clip(0)) > rolled["axis"]
             shadowed = pl.lit(pl.Series((at >= 0) & covers))
             sub_aggs = {k: a for k, a in rolling.items() if a.name in SUBTRACTABLE}
-            rolled = _subtract_late(rolled, late, shadowed, width, sub_aggs)
+            rolled = _subtract_late(rolled, late, shadowed, width, sub_aggs, summed)
             # min, max and percentiles cannot subtract: recomputed over what had arrived.
             ranked = {k: a for k, a in rolling.items() if a.name not in SUBTRACTABLE}
             users = [rid for rid in ids if any(_agg_name(a) in ranked for a in pick[rid])]
@@ -460,7 +485,7 @@ def _rolled(
             rolled = rolled.update(counted, on="pid", include_nulls=True)
         rolled = rolled.drop(NUMERIC, SUM, strict=False)
         slots = max(len(pick[rid]) for rid in ids)
-        chosen = []
+        chosen: list[pl.Expr] = [pl.col(c) for c in summed]
         for slot in range(slots):
             build = {
                 rid: pl.col(_agg_name(pick[rid][slot])) for rid in ids if slot < len(pick[rid])
@@ -503,6 +528,7 @@ def step_window_rules(
     if data.height == 0 and state.height == 0:
         return empty
     data = data.with_columns(h=group_hash(), width=width)
+    cuts = {r.rule_id: r.cut for r in rules if r.cut is not None}
     in_range = (pl.col("t") >= lo) & (pl.col("t") < hi)
     prev_ids = [r.rule_id for r in rules if r.spec.prev]
     points = (
@@ -523,8 +549,13 @@ def step_window_rules(
             rules,
             data,
             points.select("h", "rule", ts="t", t_known="t"),
-            {r.rule_id: [r.spec.agg] for r in rules},
-        ).select("h", "rule", t="ts", agg="agg0", n="n")
+            {r.rule_id: [] if r.rule_id in cuts else [r.spec.agg] for r in rules},
+            cut_counts(cuts) if cuts else None,
+        )
+        if "agg0" not in values.columns:  # every rule is decided by counting
+            values = values.with_columns(agg0=pl.lit(None, dtype=pl.Float64))
+        counts = [c for c in CUT_COUNTS if c in values.columns]
+        values = values.select("h", "rule", *counts, t="ts", agg="agg0", n="n")
         # The latest event that had arrived by each point: the context of its transitions.
         arrived = data.select("h", t="t_in", last_seq="seq").sort("h", "t", "last_seq")
         values = values.sort("h", "t").join_asof(
@@ -547,8 +578,7 @@ def step_window_rules(
                 "h", t="t_known", **{f"__prev{i}": f"agg{i}" for i in range(slots)}
             )
             values = values.join(before, on=["h", "t"], how="left")
-        conds = {r.rule_id: r.spec.condition(pl.col("agg")) for r in rules}
-        values = values.with_columns(cond=_by_rule(conds).fill_null(False))
+        values = _conditions(rules, cuts, data, values)
     else:
         values = pl.DataFrame(
             schema={
@@ -597,6 +627,8 @@ def step_window_rules(
     eps = summarize_episodes(rows, hi).join(
         rows.group_by(GID).agg(pl.col("h").first()), on=GID, how="left"
     )
+    if cuts:
+        values = _fill_reported(cuts, rules, data, values, eps)
     names = pl.concat(
         [data.select("h", "rule", "key"), state.select(h=group_hash(), rule="rule", key="key")]
     ).unique("h")
@@ -640,6 +672,87 @@ def step_window_rules(
         keep.select(list(WINDOW_EVENTS)),
         by_rule_key(carried.select(list(WINDOW_STATE))),
     )
+
+
+def _conditions(
+    rules: Sequence[WindowRule], cuts: dict[str, Cut], data: pl.DataFrame, values: pl.DataFrame
+) -> pl.DataFrame:
+    """`cond` at each point: the rule's condition over `agg`, or for a cut rule over the
+    window counts, and where those cannot tell over its order statistic, computed here."""
+
+    def condition(ids: Sequence[str]) -> pl.Expr:
+        by_id = {r.rule_id: r for r in rules}
+        return _by_rule({rid: by_id[rid].spec.condition(pl.col("agg")) for rid in ids})
+
+    columns = [c for c in values.columns if c not in CUT_COUNTS]
+    if FINITE not in values.columns:  # no cut rule has a point in this range
+        return values.with_columns(cond=condition([r.rule_id for r in rules]).fill_null(False))
+    counted = pl.col(FINITE).is_not_null()  # the rows of the cut rules' rolling passes
+    cut, other = decide(values.filter(counted), cuts), values.filter(~counted)
+    unsure = cut.filter("unsure")
+    if unsure.height:
+        exact = _exact(cuts, rules, data, unsure.select("h", "rule", "t"))
+        unsure = unsure.update(exact, on=["h", "t"]).with_columns(
+            cond=condition(list(cuts)).fill_null(False)
+        )
+        cut = pl.concat([cut.filter(~pl.col("unsure")), unsure])
+    parts = [cut.select(*columns, "cond")]
+    if other.height:
+        rest = [r.rule_id for r in rules if r.rule_id not in cuts]
+        parts.append(other.select(*columns, cond=condition(rest).fill_null(False)))
+    return pl.concat(parts)
+
+
+def _exact(
+    cuts: dict[str, Cut], rules: Sequence[WindowRule], data: pl.DataFrame, points: pl.DataFrame
+) -> pl.DataFrame:
+    widths = {r.rule_id: r.width for r in rules if r.rule_id in cuts}
+    return exact_values(cuts, widths, data, points)
+
+
+def _fill_reported(
+    cuts: dict[str, Cut],
+    rules: Sequence[WindowRule],
+    data: pl.DataFrame,
+    values: pl.DataFrame,
+    eps: pl.DataFrame,
+) -> pl.DataFrame:
+    """The order statistic at the points counting decided whose value is reported: where an
+    alert fires (for a held fire, the last point before it), where it resolves, and the last
+    point of an alert still open, which the carried state keeps (as `_transitions` and the
+    carried state read them)."""
+    keys = values.filter(pl.col("rule").is_in(list(cuts))).select("h", "rule", "t", "agg")
+    eps = eps.join(keys.select(pl.col("h").unique()), on="h", how="semi")
+    fires = eps.filter("fires")
+    held = (
+        fires.filter(pl.col("hold") > 0)
+        .select("h", at="fire_at")
+        .sort("h", "at")
+        .join_asof(
+            keys.select("h", "t").sort("h", "t"),
+            left_on="at",
+            right_on="t",
+            by="h",
+            strategy="backward",
+            check_sortedness=False,
+        )
+    )
+    last = eps.filter("is_open").select("h").join(keys.group_by("h").agg(pl.col("t").max()), on="h")
+    read = pl.concat(
+        [
+            fires.filter(pl.col("hold") == 0).select("h", t="fire_at"),
+            held.select("h", "t"),
+            eps.filter("resolves").select("h", t="te"),
+            last.select("h", "t"),
+        ]
+    ).drop_nulls()
+    missing = keys.filter(pl.col("agg").is_null()).join(read, on=["h", "t"], how="semi")
+    if missing.height == 0:
+        return values
+    # A few points of a few groups: only their groups' rows go through the update's join.
+    exact = _exact(cuts, rules, data, missing.select("h", "rule", "t"))
+    touched = pl.col("h").is_in(exact["h"].unique().implode())
+    return pl.concat([values.filter(~touched), values.filter(touched).update(exact, on=["h", "t"])])
 
 
 def _transitions(eps: pl.DataFrame, by_point: pl.DataFrame) -> pl.DataFrame:

@@ -1,0 +1,198 @@
+"""Order statistics against a constant (`p95(latency_ms) > 1400 within 5m`) decided by counting.
+
+Whether the p-th percentile, the min or the max of a window is above a constant T does not
+need the percentile: it needs how many values lie below T. With the window's m values sorted,
+a percentile interpolates between the values at ranks f and f + 1 around q * (m - 1), so it
+is above T when the value at rank f is (fewer than f + 1 values are at or under T), and below
+T when the value at rank f + 1 is. Counts roll in one cheap pass and subtract exactly for a
+late event that had not arrived yet, where a percentile has to roll over every row with an
+order-statistic tree and roll again over each late event's shadow (windows._roll_shadows).
+
+    values 3 5 7 9, T = 6, p50 (rank 1.5): 2 values < T - margin  →  rank 2 > T ... above
+                                                                    rank 1 < T ... ambiguous
+
+The ranks are widened by a hair, and T by a margin far wider than any rounding of the
+interpolation, so a decision never rests on the last bits: a window whose values at those
+ranks lie within the margin of T, or that holds an infinity, is unsure, and its percentile is
+computed from its values (`exact_values`). So are the points whose value a transition reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from dsl.compiler import WindowSpec
+from engine.pipeline.groups import group_ids
+
+if TYPE_CHECKING:
+    from polars.expr.whenthen import ChainedThen, Then
+
+# Per row, for the rules decided by counting: the value is finite, infinite, below T - margin,
+# at or under T + margin. The window sums of these are all the decision reads.
+FINITE, INFINITE, BELOW, UPTO = "__finite", "__infinite", "__below", "__upto"
+CUT_COUNTS = (FINITE, INFINITE, BELOW, UPTO)
+
+RANKS = {"min": 0.0, "max": 1.0}
+# How far from T a value must be for the interpolation's rounding not to matter: relative to
+# the largest magnitude involved, a million times the few ulps it can be off by.
+MARGIN = 1e-9
+# How far from an integer a rank position must be to trust floor and ceil of it.
+RANK_SLACK = 1e-7
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A window condition `AGG OP T` with AGG an order statistic and T a constant."""
+
+    rank: float  # the quantile: 0 for min, 1 for max
+    op: str
+    threshold: float
+
+    @classmethod
+    def of(cls, spec: WindowSpec) -> Cut | None:
+        agg = spec.agg
+        if spec.prev:
+            return None
+        rank = agg.quantile if agg.quantile is not None else RANKS.get(agg.name)
+        if rank is None:
+            return None
+        try:
+            threshold = pl.select(spec.threshold).item()
+        except pl.exceptions.PolarsError:  # not a constant after all: evaluate the usual way
+            return None
+        if not isinstance(threshold, int | float) or isinstance(threshold, bool):
+            return None
+        return cls(float(rank), spec.op, float(threshold))
+
+
+def _per_rule(values: Mapping[str, object], dtype: pl.DataType) -> pl.Expr:
+    return pl.col("rule").replace_strict(values, default=None, return_dtype=dtype)
+
+
+def cut_counts(cuts: Mapping[str, Cut]) -> dict[str, pl.Expr]:
+    """The CUT_COUNTS columns of the cut rules' rows (rule, vnum): each 0 or 1.
+
+    The margin around T scales with the largest magnitude among the values of the rolling
+    pass, so it is the same for every window of a rule in it, and an interpolation between
+    two far-apart values cannot round across it.
+    """
+    v = pl.col("vnum")
+    threshold = _per_rule({r: c.threshold for r, c in cuts.items()}, pl.Float64())
+    largest = pl.when(v.is_finite()).then(v.abs()).max()  # over every rule of the pass
+    margin = MARGIN * pl.max_horizontal(threshold.abs(), largest, pl.lit(1e-300))
+    finite = v.is_finite().fill_null(False)
+    return {
+        FINITE: finite.cast(pl.Int64),
+        INFINITE: v.is_infinite().fill_null(False).cast(pl.Int64),
+        BELOW: (finite & (v < threshold - margin)).cast(pl.Int64),
+        UPTO: (finite & (v <= threshold + margin)).cast(pl.Int64),
+    }
+
+
+def decide(values: pl.DataFrame, cuts: Mapping[str, Cut]) -> pl.DataFrame:
+    """The condition at each point of a cut rule from its window counts: `cond`, and `unsure`
+    where the counts cannot tell (`values` holds rule and the window sums of CUT_COUNTS)."""
+    ids = list(cuts)
+    index = pl.col("rule").replace_strict(ids, list(range(len(ids))), return_dtype=pl.UInt32)
+
+    def param(values: list[float]) -> pl.Expr:
+        return pl.lit(pl.Series(values, dtype=pl.Float64)).gather(pl.col("__cut"))
+
+    q = param([c.rank for c in cuts.values()])
+    # which side of T makes the condition true: above for > and >=, below for < and <=,
+    # either for != (a decided value is not T), neither for ==
+    wants_above = param([float(c.op in (">", ">=", "!=")) for c in cuts.values()]) > 0
+    wants_below = param([float(c.op in ("<", "<=", "!=")) for c in cuts.values()]) > 0
+    m = pl.col(FINITE)
+    pos = (m - 1) * q
+    exact_rank = (q == 0) | (q == 1)
+    lower = pl.when(exact_rank).then(pos).otherwise((pos - RANK_SLACK).floor()).clip(0)
+    upper = (
+        pl.when(exact_rank).then(pos).otherwise((pos + RANK_SLACK).ceil()).clip(upper_bound=m - 1)
+    )
+    some = m > 0
+    return (
+        values.with_columns(__cut=index)
+        .with_columns(
+            # the value at the lower rank is over T + margin, at the upper rank under T - margin
+            __above=some & (lower >= pl.col(UPTO)),
+            __below=some & (upper < pl.col(BELOW)),
+            __want_above=wants_above,
+            __want_below=wants_below,
+        )
+        .with_columns(
+            cond=(pl.col("__above") & pl.col("__want_above"))
+            | (pl.col("__below") & pl.col("__want_below")),
+            unsure=(pl.col(INFINITE) > 0) | (some & ~pl.col("__above") & ~pl.col("__below")),
+        )
+        .drop("__cut", "__above", "__below", "__want_above", "__want_below")
+    )
+
+
+def exact_values(
+    cuts: Mapping[str, Cut], widths: Mapping[str, int], data: pl.DataFrame, points: pl.DataFrame
+) -> pl.DataFrame:
+    """Each point's order statistic from the values in its window: (h, t, agg).
+
+    `points` (h, rule, t) are cut rules' points, evaluated at their own instant; `data` the
+    window rows (h, rule, ts, t_in, vnum). A row is in the window when its ts is in (t - W, t]
+    and it had arrived by t (DSL.md §4.1). Only the windows of these points are gathered.
+    """
+    out_schema = {"h": pl.UInt64, "t": pl.Int64, "agg": pl.Float64}
+    if points.height == 0:
+        return pl.DataFrame(schema=out_schema)
+    rows = (
+        data.filter(
+            pl.col("h").is_in(points["h"].unique().implode()) & pl.col("vnum").is_not_null()
+        )
+        .select("h", "ts", "t_in", "vnum")
+        .sort("h", "ts")
+    )
+    width = _per_rule(dict(widths), pl.Int64())
+    lo = min(int(rows["ts"].min() or 0), int(points["t"].min() or 0))  # type: ignore[arg-type]
+    hi = max(int(rows["ts"].max() or 0), int(points["t"].max() or 0))  # type: ignore[arg-type]
+    gap = hi - lo + max(widths.values()) + 1
+    # Groups laid end to end on one axis, as in windows._rolled, so one search finds a window.
+    rows = rows.with_columns(g=group_ids("h") * gap).with_columns(
+        axis=pl.col("g") + pl.col("ts") - lo
+    )
+    pts = (
+        points.select("h", "rule", "t")
+        .with_row_index("pid")
+        .join(rows.group_by("h").agg(pl.col("g").first()), on="h", how="left")
+        .with_columns(axis=pl.col("g") + pl.col("t") - lo, width=width)
+    )
+    axis = rows["axis"]
+    pts = pts.with_columns(
+        first=axis.search_sorted(pts["axis"] - pts["width"], side="right"),
+        last=axis.search_sorted(pts["axis"], side="right"),
+    )
+    taken = (
+        pts.select("pid", "t", i=pl.int_ranges("first", "last", dtype=pl.UInt32))
+        .explode("i")
+        .drop_nulls("i")
+    )
+    taken = taken.with_columns(rows.select("t_in", "vnum")[taken["i"]]).filter(
+        pl.col("t_in") <= pl.col("t")
+    )
+    ranks = sorted({c.rank for c in cuts.values()})
+    names = {rank: f"__q{i}" for i, rank in enumerate(ranks)}
+    v = pl.col("vnum")
+    aggs = [
+        (v.min() if rank == 0 else v.max() if rank == 1 else v.quantile(rank, "linear")).alias(
+            names[rank]
+        )
+        for rank in ranks
+    ]
+    got = pts.select("pid", "h", "rule", "t").join(
+        taken.group_by("pid").agg(aggs), on="pid", how="left"
+    )
+    rank_of = _per_rule({r: c.rank for r, c in cuts.items()}, pl.Float64())
+    chain: Then | ChainedThen = pl.when(rank_of == ranks[0]).then(pl.col(names[ranks[0]]))
+    for rank in ranks[1:]:
+        chain = chain.when(rank_of == rank).then(pl.col(names[rank]))
+    return got.select("h", "t", agg=chain).cast(out_schema)  # type: ignore[arg-type]
