@@ -556,11 +556,6 @@ def step_window_rules(
             values = values.with_columns(agg0=pl.lit(None, dtype=pl.Float64))
         counts = [c for c in CUT_COUNTS if c in values.columns]
         values = values.select("h", "rule", *counts, t="ts", agg="agg0", n="n")
-        # The latest event that had arrived by each point: the context of its transitions.
-        arrived = data.select("h", t="t_in", last_seq="seq").sort("h", "t", "last_seq")
-        values = values.sort("h", "t").join_asof(
-            arrived, on="t", by="h", strategy="backward", check_sortedness=False
-        )
         prev_rules = [r for r in rules if r.spec.prev]
         if prev_rules:
             shifted = points.filter(pl.col("rule").is_in(prev_ids)).select(
@@ -587,7 +582,6 @@ def step_window_rules(
                 "t": pl.Int64,
                 "agg": pl.Float64,
                 "n": pl.Float64,
-                "last_seq": pl.Int64,
                 "cond": pl.Boolean,
             }
         )
@@ -627,12 +621,11 @@ def step_window_rules(
     eps = summarize_episodes(rows, hi).join(
         rows.group_by(GID).agg(pl.col("h").first()), on=GID, how="left"
     )
-    if cuts:
-        values = _fill_reported(cuts, rules, data, values, eps)
     names = pl.concat(
         [data.select("h", "rule", "key"), state.select(h=group_hash(), rule="rule", key="key")]
     ).unique("h")
-    # Every point's aggregate, and for carried alerts the last one before this range.
+    # The aggregates transitions and carried alerts report, and for carried alerts the last
+    # one before this range.
     by_point = pl.concat(
         [
             state.select(
@@ -642,7 +635,7 @@ def step_window_rules(
                 n="n",
                 info_seq="info_seq",
             ),
-            values.select("h", "t", "agg", "n", info_seq="last_seq"),
+            _reported(cuts, rules, data, values, eps),
         ],
         how="vertical_relaxed",
     )
@@ -710,49 +703,58 @@ def _exact(
     return exact_values(cuts, widths, data, points)
 
 
-def _fill_reported(
+def _reported(
     cuts: dict[str, Cut],
     rules: Sequence[WindowRule],
     data: pl.DataFrame,
     values: pl.DataFrame,
     eps: pl.DataFrame,
 ) -> pl.DataFrame:
-    """The order statistic at the points counting decided whose value is reported: where an
-    alert fires (for a held fire, the last point before it), where it resolves, and the last
-    point of an alert still open, which the carried state keeps (as `_transitions` and the
-    carried state read them)."""
-    keys = values.filter(pl.col("rule").is_in(list(cuts))).select("h", "rule", "t", "agg")
-    eps = eps.join(keys.select(pl.col("h").unique()), on="h", how="semi")
+    """The points whose aggregate is reported (h, t, agg, n, info_seq): where an alert fires
+    (for a held fire, the last point before it), where it resolves, and the last point of an
+    alert still open, which the carried state keeps; as `_transitions` and the carried state
+    read them. Only these get their context, the latest event that had arrived by them, and
+    for a cut rule its order statistic: a few hundred of a pass's hundreds of thousands.
+    """
     fires = eps.filter("fires")
-    held = (
-        fires.filter(pl.col("hold") > 0)
-        .select("h", at="fire_at")
-        .sort("h", "at")
-        .join_asof(
-            keys.select("h", "t").sort("h", "t"),
-            left_on="at",
-            right_on="t",
-            by="h",
-            strategy="backward",
-            check_sortedness=False,
-        )
+    held = fires.filter(pl.col("hold") > 0).select("h", at="fire_at")
+    open_ = eps.filter("is_open").select("h")
+    # The groups whose last point or the point before a held fire is read.
+    groups = pl.concat([held["h"], open_["h"]]).unique().implode()
+    keys = values.filter(pl.col("h").is_in(groups)).select("h", "t")
+    before_fire = held.sort("h", "at").join_asof(
+        keys.sort("h", "t"),
+        left_on="at",
+        right_on="t",
+        by="h",
+        strategy="backward",
+        check_sortedness=False,
     )
-    last = eps.filter("is_open").select("h").join(keys.group_by("h").agg(pl.col("t").max()), on="h")
+    last = open_.join(keys.group_by("h").agg(pl.col("t").max()), on="h")
     read = pl.concat(
         [
             fires.filter(pl.col("hold") == 0).select("h", t="fire_at"),
-            held.select("h", "t"),
+            before_fire.select("h", "t"),
             eps.filter("resolves").select("h", t="te"),
             last.select("h", "t"),
         ]
     ).drop_nulls()
-    missing = keys.filter(pl.col("agg").is_null()).join(read, on=["h", "t"], how="semi")
-    if missing.height == 0:
-        return values
-    # A few points of a few groups: only their groups' rows go through the update's join.
-    exact = _exact(cuts, rules, data, missing.select("h", "rule", "t"))
-    touched = pl.col("h").is_in(exact["h"].unique().implode())
-    return pl.concat([values.filter(~touched), values.filter(touched).update(exact, on=["h", "t"])])
+    points = values.filter(pl.col("h").is_in(read["h"].unique().implode())).join(
+        read, on=["h", "t"], how="semi"
+    )
+    arrived = (
+        data.filter(pl.col("h").is_in(points["h"].unique().implode()))
+        .select("h", t="t_in", info_seq="seq")
+        .sort("h", "t", "info_seq")
+    )
+    points = points.sort("h", "t").join_asof(
+        arrived, on="t", by="h", strategy="backward", check_sortedness=False
+    )
+    missing = points.filter(pl.col("rule").is_in(list(cuts)) & pl.col("agg").is_null())
+    if missing.height:
+        exact = _exact(cuts, rules, data, missing.select("h", "rule", "t"))
+        points = points.update(exact, on=["h", "t"])
+    return points.select("h", "t", "agg", "n", "info_seq")
 
 
 def _transitions(eps: pl.DataFrame, by_point: pl.DataFrame) -> pl.DataFrame:
