@@ -345,9 +345,8 @@ class Engine:
                 continue
             expr, is_text = fields[name]
             rows = m["row"].unique().sort()
-            values = take_rows(events, rows).select(
-                row=rows, v=expr.cast(pl.String if is_text else pl.Float64)
-            )
+            v = expr.cast(pl.String if is_text else pl.Float64)
+            values = take_rows(events, rows, v).select(row=rows, v=v)
             m = m.join(values, on="row", how="left")
             parts.append(
                 m.select(

@@ -96,9 +96,13 @@ def match_rules(events: pl.DataFrame, rules: tuple[CompiledRule, ...]) -> Matche
     return Matches(pl.concat(parts))
 
 
-def take_rows(df: pl.DataFrame, rows: pl.Series) -> pl.DataFrame:
-    """The rows at the given positions, in that order."""
-    return df.select(pl.all().gather(rows))
+def take_rows(df: pl.DataFrame, rows: pl.Series, *reading: pl.Expr) -> pl.DataFrame:
+    """The rows at the given positions, in that order: only the columns the `reading`
+    expressions read, if given (a batch has dozens of columns, a key reads one or two)."""
+    names = {name for expr in reading for name in expr.meta.root_names()}
+    if names:
+        return df.select(pl.col(c).gather(rows) for c in df.columns if c in names)
+    return df.select(pl.all().gather(rows))  # a constant still needs the rows
 
 
 def key_json(fields: tuple[str, ...], exprs: tuple[pl.Expr, ...]) -> pl.Expr:
@@ -124,7 +128,8 @@ def keyed_matches(
             continue
         rows = sub["row"].unique().sort()
         rule = rules[idxs[0]]
-        keys = take_rows(events, rows).select(key_json(fields, rule.key_exprs).alias("key"))
+        key = key_json(fields, rule.key_exprs).alias("key")
+        keys = take_rows(events, rows, key).select(key)
         table = pl.DataFrame({"row": rows, "key": keys["key"]})
         parts.append(sub.join(table, on="row", how="left"))
     return pl.concat(parts).sort("rule_idx", "row")
