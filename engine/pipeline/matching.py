@@ -132,4 +132,6 @@ def keyed_matches(
         keys = take_rows(events, rows, key).select(key)
         table = pl.DataFrame({"row": rows, "key": keys["key"]})
         parts.append(sub.join(table, on="row", how="left"))
-    return pl.concat(parts).sort("rule_idx", "row")
+    # Each part keeps the matches' order (rule_idx, row) for its rules: a stable sort on
+    # rule_idx alone restores it.
+    return pl.concat(parts).sort("rule_idx", maintain_order=True)

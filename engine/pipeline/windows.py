@@ -100,11 +100,8 @@ def _agg_name(agg: AggSpec) -> str:
     return f"{agg.name}_{agg.quantile}" if agg.quantile is not None else agg.name
 
 
-def _rolling_exprs(
-    aggs: dict[str, AggSpec], width: int, counts: Sequence[str] = ()
-) -> dict[str, pl.Expr]:
-    """The fast path's aggregates: rolling expressions over one time axis (`axis`), and the
-    window sums of the `counts` columns."""
+def _rolling_exprs(aggs: dict[str, AggSpec], width: int) -> dict[str, pl.Expr]:
+    """The fast path's aggregates: rolling expressions over one time axis (`axis`)."""
 
     def roll(expr: pl.Expr, how: str, **kw: object) -> pl.Expr:
         fn = getattr(expr, f"rolling_{how}_by")
@@ -112,7 +109,7 @@ def _rolling_exprs(
 
     n = roll((~pl.col("is_eval")).cast(pl.Int64), "sum").cast(pl.Float64)
     v = pl.col("vnum")
-    exprs: dict[str, pl.Expr] = {"n": n, **{c: roll(pl.col(c), "sum") for c in counts}}
+    exprs: dict[str, pl.Expr] = {"n": n}
     if any(a.name in ("sum", "avg") for a in aggs.values()):
         # what a sum or mean corrected by _subtract_late starts from
         exprs[NUMERIC] = roll(v.is_not_null().cast(pl.Int64), "sum").cast(pl.Float64)
@@ -142,7 +139,7 @@ def _subtract_late(
     rolled: pl.DataFrame,
     late: pl.DataFrame,
     which: pl.Expr,
-    width: int,
+    width: int | pl.Expr,
     aggs: dict[str, AggSpec],
     counts: Sequence[str] = (),
 ) -> pl.DataFrame:
@@ -155,7 +152,8 @@ def _subtract_late(
     event at `axis` is in the rolling window of the points at [axis, axis + W) and missing
     from those whose instant is before its arrival (t_in > t_known); as t_known >= the
     point's position, those lie before axis + (t_in - ts). Counts come out exact; a sum or
-    mean may differ from one summed afresh in the last bits.
+    mean may differ from one summed afresh in the last bits. `width` is the window's, or
+    `pl.col("width")` where both frames hold each row's (_counted).
     """
     pts = rolled.filter(which).select("pid", "axis", "t_known")
     if pts.height == 0 or late.height == 0:
@@ -188,7 +186,10 @@ def _subtract_late(
     if missing.height == 0:
         return rolled
     helpers = [c for c in (NUMERIC, SUM) if c in rolled.columns]
-    fixed = rolled.select("pid", "n", *helpers, *counts).join(missing, on="pid", how="inner")
+    per_row = ["width"] if isinstance(width, pl.Expr) else []
+    fixed = rolled.select("pid", "n", *helpers, *counts, *per_row).join(
+        missing, on="pid", how="inner"
+    )
     n = pl.col("n") - pl.col("late_n")
     exprs: dict[str, pl.Expr] = {"n": n, **{c: pl.col(c) - pl.col(f"late{c}") for c in counts}}
     for name, a in aggs.items():
@@ -378,6 +379,86 @@ def _roll_shadows(
     return pl.concat(parts)
 
 
+# Aggregates that count a window's events: _counted serves them from prefix sums.
+COUNTED = frozenset({"count", "rate"})
+
+
+def _counted(
+    rules: Sequence[WindowRule],
+    data: pl.DataFrame,
+    pts: pl.DataFrame,
+    pick: dict[str, list[AggSpec]],
+    summed: tuple[str, ...],
+) -> pl.DataFrame:
+    """`_rolled` for rules whose aggregates only count (COUNTED, or the window sums of
+    `summed`, the counting cut rules'), every width at once.
+
+    Rows are sorted by group and time, groups laid end to end on one axis; the events in a
+    point's window (p - W, p] lie between two searches of that axis and a window sum is the
+    difference of two prefix sums, exact in integers. The points take no place among the
+    rows, so nothing rolls and W can differ from point to point. Late events that had not
+    arrived by a point are taken out as in the rolling passes (`_subtract_late`).
+    """
+    widths = {r.rule_id: r.width for r in rules}
+    per_rule = pl.col("rule").replace_strict(widths, return_dtype=pl.Int64)
+    ts = pl.concat([data["ts"], pts["ts"]])
+    base = int(ts.min())  # type: ignore[arg-type]
+    gap = int(ts.max()) - base + max(widths.values()) + 1  # type: ignore[arg-type]
+    rows = (
+        data.select("h", "rule", "ts", "t_in", "vnum", "vtext", *summed, width=per_rule)
+        .with_columns(pl.col(c).fill_null(0) for c in summed)
+        .sort("h", "ts")
+        .with_columns(dense=group_ids("h"))
+        .with_columns(axis=(pl.col("ts") - base) + pl.col("dense") * gap)
+    )
+    rolled = (
+        pts.join(rows.group_by("h").agg(pl.col("dense").first()), on="h", how="left")
+        .with_columns(axis=(pl.col("ts") - base) + pl.col("dense") * gap, width=per_rule)
+        .drop("dense")
+        .sort("axis")
+        .with_row_index("pid")
+    )
+    axis = rows["axis"]
+    upto = axis.search_sorted(rolled["axis"], side="right").cast(pl.Int64)
+    since = axis.search_sorted(rolled["axis"] - rolled["width"], side="right").cast(pl.Int64)
+    sums = {"n": (upto - since).cast(pl.Float64)}
+    for c in summed:
+        prefix = pl.concat([pl.Series([0], dtype=pl.Int64), rows[c].cum_sum()])
+        sums[c] = prefix.gather(upto) - prefix.gather(since)
+    rolled = rolled.with_columns(pl.Series(name, v) for name, v in sums.items())
+    aggs = {_agg_name(a): a for r in rules for a in pick[r.rule_id]}
+    n = pl.col("n")
+    exprs = {
+        k: n if a.name == "count" else n / (pl.col("width") / 1_000_000) for k, a in aggs.items()
+    }
+    rolled = rolled.with_columns(**exprs)
+    late = rows.filter(pl.col("t_in") != pl.col("ts")).select(
+        "axis", "t_in", "ts", "vnum", "width", *summed
+    )
+    if late.height:
+        shadow = late.select(
+            start="axis",
+            end=pl.col("axis") + pl.min_horizontal("width", pl.col("t_in") - pl.col("ts")),
+        ).with_columns(end=pl.col("end").cum_max())
+        at = shadow["start"].search_sorted(rolled["axis"], side="right").cast(pl.Int64) - 1
+        covers = shadow["end"].gather(at.clip(0)) > rolled["axis"]
+        shadowed = pl.lit(pl.Series((at >= 0) & covers))
+        rolled = _subtract_late(rolled, late, shadowed, pl.col("width"), aggs, summed)
+    return rolled.select("h", "rule", "ts", "t_known", "n", *summed, **_slots(rules, pick))
+
+
+def _slots(rules: Sequence[WindowRule], pick: dict[str, list[AggSpec]]) -> dict[str, pl.Expr]:
+    """agg0, agg1, ...: each rule's picked aggregates in order, from their columns."""
+    ids = [r.rule_id for r in rules if r.rule_id in pick]
+    slots = max((len(pick[rid]) for rid in ids), default=0)
+    return {
+        f"agg{slot}": _by_rule(
+            {rid: pl.col(_agg_name(pick[rid][slot])) for rid in ids if slot < len(pick[rid])}
+        )
+        for slot in range(slots)
+    }
+
+
 def _rolled(
     rules: Sequence[WindowRule],
     data: pl.DataFrame,
@@ -391,8 +472,10 @@ def _rolled(
     with `n` (events in the window). The rules that pick none get instead the window sums of
     `counts`, columns computed from their rows (cuts.cut_counts).
 
-    Per width and set of aggregates, every (rule, key) group is laid end to end on one axis,
-    far enough apart that no window reaches across, and one rolling pass serves every group.
+    Rules that only count (COUNTED, and the cut rules' sums) are served by one pass of
+    prefix sums whatever their width (`_counted`). For the others, per width and set of
+    aggregates, every (rule, key) group is laid end to end on one axis, far enough apart that
+    no window reaches across, and one rolling pass serves every group.
     Rolling over `ts` counts every event whose `ts` is in the window, which is exact unless a
     late event had not arrived yet by the point's instant (`t_in > t_known`). At those points
     counts, sums and means subtract the missing events (`_subtract_late`), and min, max and
@@ -402,14 +485,18 @@ def _rolled(
     """
     # One pass per width and set of aggregates: a percentile rolls only over the rows of the
     # rules that ask for it, not over every row of its width.
+    counting = [
+        r for r in rules if r.rule_id in pick and all(a.name in COUNTED for a in pick[r.rule_id])
+    ]
     units: dict[tuple[int, tuple[str, ...]], list[str]] = {}
     for r in rules:
-        if r.rule_id in pick:
+        if r.rule_id in pick and r not in counting:
             kinds = tuple(sorted({_agg_name(a) for a in pick[r.rule_id]}))
             units.setdefault((r.width, kinds), []).append(r.rule_id)
     order = sorted(units.items())
     # Each frame split by unit in one pass (rows keep their order), not filtered per unit.
     unit_of = {rid: i for i, (_, ids) in enumerate(order) for rid in ids}
+    unit_of |= {r.rule_id: len(order) for r in counting}
 
     def split(frame: pl.DataFrame) -> dict[int, pl.DataFrame]:
         parts = frame.with_columns(
@@ -419,17 +506,13 @@ def _rolled(
 
     data_of, points_of = split(data), split(points)
     outs = []
-    for i, ((width, kinds), ids) in enumerate(order):
+    for i, ((width, _), ids) in enumerate(order):
         pts = points_of.get(i)
         if pts is None or pts.height == 0:
             continue
-        unit_data = data_of.get(i, data.clear())
-        summed: tuple[str, ...] = ()
-        if counts and not kinds:
-            unit_data, summed = unit_data.with_columns(**counts), tuple(counts)
         frame = pl.concat(
             [
-                unit_data.select(
+                data_of.get(i, data.clear()).select(
                     "h",
                     "rule",
                     "ts",
@@ -438,7 +521,6 @@ def _rolled(
                     "vtext",
                     is_eval=pl.lit(False),
                     t_known=pl.lit(None, dtype=pl.Int64),
-                    **{c: pl.col(c) for c in summed},
                 ),
                 pts.select(
                     "h",
@@ -449,7 +531,6 @@ def _rolled(
                     vtext=pl.lit(None, dtype=pl.String),
                     is_eval=pl.lit(True),
                     t_known="t_known",
-                    **{c: pl.lit(0, dtype=pl.Int64) for c in summed},
                 ),
             ],
             how="vertical_relaxed",
@@ -465,7 +546,7 @@ def _rolled(
         dense = group_ids("h")
         frame = frame.with_columns(axis=(pl.col("ts") - base) + dense * gap)
         rolled = (
-            frame.with_columns(**_rolling_exprs(rolling, width, summed))
+            frame.with_columns(**_rolling_exprs(rolling, width))
             .with_columns(
                 [pl.lit(None, dtype=pl.Float64).alias(k) for k in distinct if k not in rolling]
             )
@@ -473,11 +554,9 @@ def _rolled(
             .with_row_index("pid")
         )
         rows = frame.filter(~pl.col("is_eval")).select(
-            "h", "rule", "axis", "t_in", "ts", "vnum", "vtext", *summed
+            "h", "rule", "axis", "t_in", "ts", "vnum", "vtext"
         )
-        late = rows.filter(pl.col("t_in") != pl.col("ts")).select(
-            "axis", "t_in", "ts", "vnum", *summed
-        )
+        late = rows.filter(pl.col("t_in") != pl.col("ts")).select("axis", "t_in", "ts", "vnum")
         if late.height:
             # A late event is missing from the points of its group at [ts, t_in) that its
             # window reaches: the axis interval [axis, axis + min(W, t_in - ts)). Its count,
@@ -492,7 +571,7 @@ def _rolled(
             covers = shadow["end"].gather(at.clip(0)) > rolled["axis"]
             shadowed = pl.lit(pl.Series((at >= 0) & covers))
             sub_aggs = {k: a for k, a in rolling.items() if a.name in SUBTRACTABLE}
-            rolled = _subtract_late(rolled, late, shadowed, width, sub_aggs, summed)
+            rolled = _subtract_late(rolled, late, shadowed, width, sub_aggs)
             # min, max and percentiles cannot subtract: recomputed over what had arrived.
             ranked = {k: a for k, a in rolling.items() if a.name not in SUBTRACTABLE}
             users = [rid for rid in ids if any(_agg_name(a) in ranked for a in pick[rid])]
@@ -510,14 +589,14 @@ def _rolled(
             )
             rolled = rolled.update(counted, on="pid", include_nulls=True)
         rolled = rolled.drop(NUMERIC, SUM, strict=False)
-        slots = max(len(pick[rid]) for rid in ids)
-        chosen: list[pl.Expr] = [pl.col(c) for c in summed]
-        for slot in range(slots):
-            build = {
-                rid: pl.col(_agg_name(pick[rid][slot])) for rid in ids if slot < len(pick[rid])
-            }
-            chosen.append(_by_rule(build).alias(f"agg{slot}"))
-        outs.append(rolled.select("h", "rule", "ts", "t_known", "n", *chosen))
+        unit = [r for r in rules if r.rule_id in ids]
+        outs.append(rolled.select("h", "rule", "ts", "t_known", "n", **_slots(unit, pick)))
+    pts = points_of.get(len(order))
+    if counting and pts is not None:
+        rows = data_of[len(order)]
+        if counts:
+            rows = rows.with_columns(**counts)
+        outs.append(_counted(counting, rows, pts, pick, tuple(counts or ())))
     if not outs:
         return points.with_columns(
             n=pl.lit(None, dtype=pl.Float64), agg0=pl.lit(None, dtype=pl.Float64)
@@ -712,7 +791,7 @@ def _conditions(
     columns = [c for c in values.columns if c not in CUT_COUNTS]
     if FINITE not in values.columns:  # no cut rule has a point in this range
         return values.with_columns(cond=condition([r.rule_id for r in rules]).fill_null(False))
-    counted = pl.col(FINITE).is_not_null()  # the rows of the cut rules' rolling passes
+    counted = pl.col("rule").is_in(list(cuts))
     cut, other = decide(values.filter(counted), cuts), values.filter(~counted)
     unsure = cut.filter("unsure")
     if unsure.height:

@@ -1,7 +1,7 @@
 """Window values at points a late event that had not arrived yet shadows (windows._rolled).
 
-count, rate, sum and avg come from the rolling value minus the missing events
-(`_subtract_late`); min, max and percentiles from a second rolling pass over each shadow's
+count, rate, sum and avg come from the rolling value (for a rule that only counts, from
+prefix sums: `_counted`) minus the missing events (`_subtract_late`); min, max and percentiles from a second rolling pass over each shadow's
 rows without them (`_roll_shadows`); count_distinct from each value's presence intervals
 (`_count_distinct`). All are checked against the definition (DSL.md §4.1: an event is in the
 window at t when ts is in (t - W, t] and it had arrived by t) computed by brute force.
@@ -34,7 +34,7 @@ rule d when true count_distinct(tag) > 0 within 1m end
 W = 60_000_000  # µs
 VALUES = [None, 1.5, 10.0, 0.1, -3.25, 1e6]  # None: no numeric value
 TAGS = [None, "", "a", "b", "c", "d"]  # None and "": no value for count_distinct
-RULE_IDS = ("sub", "gat", "q", "d")
+RULE_IDS = ("sub", "gat", "q", "d", "r")
 
 
 def _setup() -> tuple[list[WindowRule], dict[str, list[AggSpec]]]:
@@ -49,8 +49,9 @@ def _setup() -> tuple[list[WindowRule], dict[str, list[AggSpec]]]:
         "gat": [*aggs, by_id["gat"].spec.agg],
         "q": ranked,
         "d": [by_id["d"].spec.agg],
+        "r": [by_id["sub"].spec.agg, by_id["r"].spec.agg],  # counts only: prefix sums
     }
-    return [by_id["sub"], by_id["gat"], by_id["q"], by_id["d"]], pick
+    return [by_id["sub"], by_id["gat"], by_id["q"], by_id["d"], by_id["r"]], pick
 
 
 def _stream(seed: int) -> pl.DataFrame:
@@ -135,6 +136,8 @@ def test_subtracted_and_gathered_values_match_the_definition(
             & (pl.col("t_in") <= row["t_known"])
         )
         nums = inside["vnum"].drop_nulls().to_list()
+        if row["rule"] == "r":
+            assert (row["agg0"], row["agg1"]) == (n, n / 60), row
         if row["rule"] in ("sub", "gat"):
             assert row["agg0"] == n, row
             assert row["agg1"] == pytest.approx(total, rel=1e-12, abs=1e-9), row
