@@ -698,6 +698,9 @@ def step_window_rules(
         )
 
     hold = _per_rule(rules, {r.rule_id: r.hold for r in rules}, pl.Int64())
+    # Only the groups whose condition holds at some point, or that carry an open alert, can
+    # have an episode: most points of a pass are false in groups that never fire.
+    live = pl.concat([values.filter("cond")["h"], state.select(group_hash()).to_series()])
     rows = (
         pl.concat(
             [
@@ -711,7 +714,7 @@ def step_window_rules(
                     rule="rule",
                     ord=pl.lit(-1, dtype=pl.Int64),
                 ),
-                values.select(
+                values.filter(pl.col("h").is_in(live.unique().implode())).select(
                     "h",
                     "t",
                     active="cond",
