@@ -8,8 +8,10 @@ T when the value at rank f + 1 is. Counts roll in one cheap pass and subtract ex
 late event that had not arrived yet, where a percentile has to roll over every row with an
 order-statistic tree and roll again over each late event's shadow (windows._roll_shadows).
 
-    values 3 5 7 9, T = 6, p50 (rank 1.5): 2 values < T - margin  →  rank 2 > T ... above
-                                                                    rank 1 < T ... ambiguous
+    values 3 5 7 9, p50: rank 1.5, between the values at ranks 1 (5) and 2 (7)
+    T = 4: 1 value under T, so rank 1 is over it: the median is over T        (decided)
+    T = 8: 3 values under T, so rank 2 is under it: the median is under T     (decided)
+    T = 6: 2 values under T: rank 1 under, rank 2 over; the median is 6       (unsure)
 
 The ranks are widened by a hair, and T by a margin far wider than any rounding of the
 interpolation, so a decision never rests on the last bits: a window whose values at those

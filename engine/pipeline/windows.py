@@ -147,8 +147,8 @@ def _subtract_late(
 
     `rolled` holds the rolling values at each point (pid, axis, t_known, n, aggregates,
     `counts`), sorted by axis; `late` the late events (axis, t_in, ts, vnum, `counts`), sorted
-    by axis; `which`
-    selects the points to correct (rules whose aggregates are all in SUBTRACTABLE). A late
+    by axis; `which` selects the points to correct (rules whose aggregates are all in
+    SUBTRACTABLE, or that only count). A late
     event at `axis` is in the rolling window of the points at [axis, axis + W) and missing
     from those whose instant is before its arrival (t_in > t_known); as t_known >= the
     point's position, those lie before axis + (t_in - ts). Counts come out exact; a sum or
@@ -483,11 +483,11 @@ def _rolled(
     `count_distinct` has no rolling form and comes from the presence intervals of each value
     (`_count_distinct`). No window is gathered point by point.
     """
-    # One pass per width and set of aggregates: a percentile rolls only over the rows of the
-    # rules that ask for it, not over every row of its width.
     counting = [
         r for r in rules if r.rule_id in pick and all(a.name in COUNTED for a in pick[r.rule_id])
     ]
+    # One pass per width and set of aggregates: a percentile rolls only over the rows of the
+    # rules that ask for it, not over every row of its width.
     units: dict[tuple[int, tuple[str, ...]], list[str]] = {}
     for r in rules:
         if r.rule_id in pick and r not in counting:
@@ -836,14 +836,7 @@ def _reported(
     # The groups whose last point or the point before a held fire is read.
     groups = pl.concat([held["h"], open_["h"]]).unique().implode()
     keys = values.filter(pl.col("h").is_in(groups)).select("h", "t")
-    before_fire = held.sort("h", "at").join_asof(
-        keys.sort("h", "t"),
-        left_on="at",
-        right_on="t",
-        by="h",
-        strategy="backward",
-        check_sortedness=False,
-    )
+    before_fire = _point_before(held, keys)
     last = open_.join(keys.group_by("h").agg(pl.col("t").max()), on="h")
     read = pl.concat(
         [
@@ -871,6 +864,19 @@ def _reported(
     return points.select("h", "t", "agg", "n", "info_seq")
 
 
+def _point_before(fires: pl.DataFrame, points: pl.DataFrame) -> pl.DataFrame:
+    """Each held fire (h, at) with the last point (h, t, ...) at or before it: the value a
+    `for` reports is the aggregate when its condition was last evaluated."""
+    return fires.sort("h", "at").join_asof(
+        points.sort("h", "t"),
+        left_on="at",
+        right_on="t",
+        by="h",
+        strategy="backward",
+        check_sortedness=False,
+    )
+
+
 def _transitions(eps: pl.DataFrame, by_point: pl.DataFrame) -> pl.DataFrame:
     """fired at fire_at (the aggregate then), resolved at te (the aggregate there).
 
@@ -883,18 +889,7 @@ def _transitions(eps: pl.DataFrame, by_point: pl.DataFrame) -> pl.DataFrame:
     )
     held = fires.filter("held")
     if held.height:
-        held = (
-            held.sort("h", "at")
-            .join_asof(
-                by_point.sort("h", "t"),
-                left_on="at",
-                right_on="t",
-                by="h",
-                strategy="backward",
-                check_sortedness=False,
-            )
-            .drop("t")
-        )
+        held = _point_before(held, by_point).drop("t")
         direct = pl.concat([direct, held], how="diagonal_relaxed")
     resolved = (
         eps.filter("resolves")
