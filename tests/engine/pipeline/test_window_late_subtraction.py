@@ -1,10 +1,12 @@
 """Window values at points a late event that had not arrived yet shadows (windows._rolled).
 
 count, rate, sum and avg come from the rolling value (for a rule that only counts, from
-prefix sums: `_counted`) minus the missing events (`_subtract_late`); min, max and percentiles from a second rolling pass over each shadow's
-rows without them (`_roll_shadows`); count_distinct from each value's presence intervals
-(`_count_distinct`). All are checked against the definition (DSL.md §4.1: an event is in the
-window at t when ts is in (t - W, t] and it had arrived by t) computed by brute force.
+prefix sums: `_counted`) minus the missing events (`_subtract_late`); min, max and
+percentiles from a second rolling pass over each shadow's rows without them
+(`_roll_shadows`); count_distinct from each value's presence intervals (`_count_distinct`),
+its runs merged with offsets or, where those could overflow, with `over`. All are checked
+against the definition (DSL.md §4.1: an event is in the window at t when ts is in (t - W, t]
+and it had arrived by t) computed by brute force.
 """
 
 from __future__ import annotations
