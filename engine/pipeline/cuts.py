@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from dsl.compiler import WindowSpec
-from engine.pipeline.groups import group_ids
+from engine.pipeline.groups import group_ids, per_rule
 
 if TYPE_CHECKING:
     from polars.expr.whenthen import ChainedThen, Then
@@ -71,10 +71,6 @@ class Cut:
         return cls(float(rank), spec.op, float(threshold))
 
 
-def _per_rule(values: Mapping[str, object], dtype: pl.DataType) -> pl.Expr:
-    return pl.col("rule").replace_strict(values, default=None, return_dtype=dtype)
-
-
 def cut_counts(cuts: Mapping[str, Cut]) -> dict[str, pl.Expr]:
     """The CUT_COUNTS columns of the cut rules' rows (rule, vnum): each 0 or 1.
 
@@ -83,7 +79,7 @@ def cut_counts(cuts: Mapping[str, Cut]) -> dict[str, pl.Expr]:
     two far-apart values cannot round across it.
     """
     v = pl.col("vnum")
-    threshold = _per_rule({r: c.threshold for r, c in cuts.items()}, pl.Float64())
+    threshold = per_rule({r: c.threshold for r, c in cuts.items()}, pl.Float64())
     largest = pl.when(v.is_finite()).then(v.abs()).max()  # over every rule of the pass
     margin = MARGIN * pl.max_horizontal(threshold.abs(), largest, pl.lit(1e-300))
     finite = v.is_finite().fill_null(False)
@@ -154,7 +150,7 @@ def exact_values(
         .select("h", "ts", "t_in", "vnum")
         .sort("h", "ts")
     )
-    width = _per_rule(dict(widths), pl.Int64())
+    width = per_rule(dict(widths), pl.Int64())
     lo = min(int(rows["ts"].min() or 0), int(points["t"].min() or 0))  # type: ignore[arg-type]
     hi = max(int(rows["ts"].max() or 0), int(points["t"].max() or 0))  # type: ignore[arg-type]
     gap = hi - lo + max(widths.values()) + 1
@@ -193,7 +189,7 @@ def exact_values(
     got = pts.select("pid", "h", "rule", "t").join(
         taken.group_by("pid").agg(aggs), on="pid", how="left"
     )
-    rank_of = _per_rule({r: c.rank for r, c in cuts.items()}, pl.Float64())
+    rank_of = per_rule({r: c.rank for r, c in cuts.items()}, pl.Float64())
     chain: Then | ChainedThen = pl.when(rank_of == ranks[0]).then(pl.col(names[ranks[0]]))
     for rank in ranks[1:]:
         chain = chain.when(rank_of == rank).then(pl.col(names[rank]))

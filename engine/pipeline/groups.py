@@ -11,6 +11,8 @@ sort: a group starts where `gid` changes, shifts and cumulative sums reset there
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import polars as pl
 
 GID = "gid"
@@ -33,6 +35,12 @@ def has_key_in(keys: pl.DataFrame) -> pl.Expr:
     return pl.struct("rule", "key").is_in(
         keys.select(pl.struct("rule", "key")).to_series().implode()
     )
+
+
+def per_rule(values: Mapping[str, object], dtype: pl.DataType) -> pl.Expr:
+    """Each row's rule's constant (its window, hold, threshold) as a column; null for a rule
+    not in `values`."""
+    return pl.col("rule").replace_strict(values, default=None, return_dtype=dtype)
 
 
 def group_ids(*columns: str) -> pl.Expr:

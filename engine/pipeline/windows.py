@@ -25,7 +25,7 @@ from dsl.compiler import AggSpec, CompiledRule, WindowSpec
 from engine.pipeline.cuts import CUT_COUNTS, FINITE, Cut, cut_counts, decide, exact_values
 from engine.pipeline.episodes import mark_episodes, summarize_episodes
 from engine.pipeline.event_rules import STEP_OUT
-from engine.pipeline.groups import GID, by_rule_key, group_ids
+from engine.pipeline.groups import GID, by_rule_key, group_ids, per_rule
 
 if TYPE_CHECKING:
     from polars.expr.whenthen import ChainedThen, Then
@@ -80,12 +80,6 @@ class WindowRule:
 def group_hash() -> pl.Expr:
     """(rule, key) → one UInt64; collisions would need 2^32 live groups in a batch."""
     return pl.struct("rule", "key").hash(seed=0x4B4C58)
-
-
-def _per_rule(
-    rules: Sequence[WindowRule], values: dict[str, object], dtype: pl.DataType
-) -> pl.Expr:
-    return pl.col("rule").replace_strict(values, default=None, return_dtype=dtype)
 
 
 def _by_rule(build: dict[str, pl.Expr]) -> pl.Expr:
@@ -400,12 +394,12 @@ def _counted(
     arrived by a point are taken out as in the rolling passes (`_subtract_late`).
     """
     widths = {r.rule_id: r.width for r in rules}
-    per_rule = pl.col("rule").replace_strict(widths, return_dtype=pl.Int64)
+    row_width = per_rule(widths, pl.Int64())
     ts = pl.concat([data["ts"], pts["ts"]])
     base = int(ts.min())  # type: ignore[arg-type]
     gap = int(ts.max()) - base + max(widths.values()) + 1  # type: ignore[arg-type]
     rows = (
-        data.select("h", "rule", "ts", "t_in", "vnum", "vtext", *summed, width=per_rule)
+        data.select("h", "rule", "ts", "t_in", "vnum", "vtext", *summed, width=row_width)
         .with_columns(pl.col(c).fill_null(0) for c in summed)
         .sort("h", "ts")
         .with_columns(dense=group_ids("h"))
@@ -413,7 +407,7 @@ def _counted(
     )
     rolled = (
         pts.join(rows.group_by("h").agg(pl.col("dense").first()), on="h", how="left")
-        .with_columns(axis=(pl.col("ts") - base) + pl.col("dense") * gap, width=per_rule)
+        .with_columns(axis=(pl.col("ts") - base) + pl.col("dense") * gap, width=row_width)
         .drop("dense")
         .sort("axis")
         .with_row_index("pid")
@@ -499,9 +493,9 @@ def _rolled(
     unit_of |= {r.rule_id: len(order) for r in counting}
 
     def split(frame: pl.DataFrame) -> dict[int, pl.DataFrame]:
-        parts = frame.with_columns(
-            __unit=pl.col("rule").replace_strict(unit_of, default=None, return_dtype=pl.Int64)
-        ).partition_by("__unit", maintain_order=True, include_key=False, as_dict=True)
+        parts = frame.with_columns(__unit=per_rule(unit_of, pl.Int64())).partition_by(
+            "__unit", maintain_order=True, include_key=False, as_dict=True
+        )
         return {int(k[0]): v for k, v in parts.items() if k[0] is not None}
 
     data_of, points_of = split(data), split(points)
@@ -625,14 +619,15 @@ def step_window_rules(
     if not rules:
         return empty
     ids = [r.rule_id for r in rules]
-    width = _per_rule(rules, {r.rule_id: r.width for r in rules}, pl.Int64())
-    horizon = _per_rule(rules, {r.rule_id: r.horizon for r in rules}, pl.Int64())
+    width = per_rule({r.rule_id: r.width for r in rules}, pl.Int64())
+    horizon = per_rule({r.rule_id: r.horizon for r in rules}, pl.Int64())
     fresh = fresh.filter(pl.col("rule").is_in(ids) & (pl.col("ts") > pl.col("t_in") - horizon))
     data = pl.concat([events.filter(pl.col("rule").is_in(ids)), fresh], how="vertical_relaxed")
     state = state.filter(pl.col("rule").is_in(ids))
     if data.height == 0 and state.height == 0:
         return empty
     data = data.with_columns(h=group_hash(), width=width)
+    state = state.with_columns(h=group_hash())
     cuts = {r.rule_id: r.cut for r in rules if r.cut is not None}
     in_range = (pl.col("t") >= lo) & (pl.col("t") < hi)
     prev_ids = [r.rule_id for r in rules if r.spec.prev]
@@ -656,8 +651,7 @@ def step_window_rules(
         shifted = points.filter(pl.col("rule").is_in(prev_ids)).select(
             "h",
             "rule",
-            ts=pl.col("t")
-            - _per_rule(prev_rules, {r.rule_id: r.width for r in prev_rules}, pl.Int64()),
+            ts=pl.col("t") - per_rule({r.rule_id: r.width for r in prev_rules}, pl.Int64()),
             t_known="t",
         )
         rolled = _rolled(
@@ -697,15 +691,15 @@ def step_window_rules(
             }
         )
 
-    hold = _per_rule(rules, {r.rule_id: r.hold for r in rules}, pl.Int64())
+    hold = per_rule({r.rule_id: r.hold for r in rules}, pl.Int64())
     # Only the groups whose condition holds at some point, or that carry an open alert, can
     # have an episode: most points of a pass are false in groups that never fire.
-    live = pl.concat([values.filter("cond")["h"], state.select(group_hash()).to_series()])
+    live = pl.concat([values.filter("cond")["h"], state["h"]])
     rows = (
         pl.concat(
             [
                 state.select(
-                    h=group_hash(),
+                    "h",
                     t=pl.lit(lo - 1, dtype=pl.Int64),
                     active="active",
                     is_state=pl.lit(True),
@@ -735,15 +729,15 @@ def step_window_rules(
     eps = summarize_episodes(rows, hi).join(
         rows.group_by(GID).agg(pl.col("h").first()), on=GID, how="left"
     )
-    names = pl.concat(
-        [data.select("h", "rule", "key"), state.select(h=group_hash(), rule="rule", key="key")]
-    ).unique("h")
+    names = pl.concat([data.select("h", "rule", "key"), state.select("h", "rule", "key")]).unique(
+        "h"
+    )
     # The aggregates transitions and carried alerts report, and for carried alerts the last
     # one before this range.
     by_point = pl.concat(
         [
             state.select(
-                h=group_hash(),
+                "h",
                 t=pl.lit(lo - 1, dtype=pl.Int64),
                 agg="agg",
                 n="n",
