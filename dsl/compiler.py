@@ -549,7 +549,11 @@ class WindowSpec:
     duration_ms: int
 
     def condition(self, agg: pl.Expr) -> pl.Expr:
-        return _COMPARE[self.op](agg, self.threshold).fill_null(False)
+        """`agg OP threshold`; false where either side is no value: null, or NaN (the mean of
+        +inf and -inf), which Polars would order above every number."""
+        held = _COMPARE[self.op](agg, self.threshold)
+        held = held & agg.is_not_nan() & self.threshold.cast(pl.Float64).is_not_nan()
+        return held.fill_null(False)
 
 
 def _compile_agg(node: Any, scope: Scope) -> AggSpec:

@@ -131,6 +131,33 @@ def decide(values: pl.DataFrame, cuts: Mapping[str, Cut]) -> pl.DataFrame:
     )
 
 
+def quantile(v: pl.Expr, rank: float) -> pl.Expr:
+    """The linear percentile of `v` in an aggregation, as DuckDB's `quantile_cont` gives it
+    where an end of the interpolation is infinite: that end (between two infinities of the
+    same sign, that infinity), and NaN only between -inf and +inf.
+
+    Polars' kernels give NaN from `-inf + f * (3 - -inf)` and, rolling, from two equal
+    infinities; a NaN aggregate is no value, so a condition over it would never hold.
+    """
+    if rank in (0.0, 1.0):
+        return v.min() if rank == 0.0 else v.max()
+    lo, hi = v.quantile(rank, "lower"), v.quantile(rank, "higher")
+    ends = (
+        pl.when(lo == hi)
+        .then(lo)
+        .when(lo.is_infinite() & hi.is_infinite())
+        .then(pl.lit(float("nan")))
+        .when(lo.is_infinite())
+        .then(lo)
+        .otherwise(hi)
+    )
+    return (
+        pl.when(lo.is_infinite() | hi.is_infinite())
+        .then(ends)
+        .otherwise(v.quantile(rank, "linear"))
+    )
+
+
 def exact_values(
     cuts: Mapping[str, Cut], widths: Mapping[str, int], data: pl.DataFrame, points: pl.DataFrame
 ) -> pl.DataFrame:
@@ -179,13 +206,7 @@ def exact_values(
     )
     ranks = sorted({c.rank for c in cuts.values()})
     names = {rank: f"__q{i}" for i, rank in enumerate(ranks)}
-    v = pl.col("vnum")
-    aggs = [
-        (v.min() if rank == 0 else v.max() if rank == 1 else v.quantile(rank, "linear")).alias(
-            names[rank]
-        )
-        for rank in ranks
-    ]
+    aggs = [quantile(pl.col("vnum"), rank).alias(names[rank]) for rank in ranks]
     got = pts.select("pid", "h", "rule", "t").join(
         taken.group_by("pid").agg(aggs), on="pid", how="left"
     )

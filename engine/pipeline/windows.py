@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from dsl.compiler import AggSpec, CompiledRule, WindowSpec
-from engine.pipeline.cuts import CUT_COUNTS, FINITE, Cut, cut_counts, decide, exact_values
+from engine.pipeline.cuts import (
+    CUT_COUNTS,
+    FINITE,
+    Cut,
+    cut_counts,
+    decide,
+    exact_values,
+    quantile,
+)
 from engine.pipeline.episodes import mark_episodes, summarize_episodes
 from engine.pipeline.event_rules import STEP_OUT
 from engine.pipeline.groups import GID, by_rule_key, group_ids, per_rule
@@ -221,7 +229,7 @@ def _offsets(pts: pl.DataFrame) -> list[int]:
     return [int(d) for d in gaps]
 
 
-def _count_distinct(pts: pl.DataFrame, rows: pl.DataFrame, width: int) -> pl.DataFrame:
+def _count_distinct(pts: pl.DataFrame, rows: pl.DataFrame, width: int | pl.Expr) -> pl.DataFrame:
     """count_distinct at each point, exactly, without gathering any window.
 
     Each event with a value is present at the points of [start, axis + W) (`_arrived_from`).
@@ -230,7 +238,8 @@ def _count_distinct(pts: pl.DataFrame, rows: pl.DataFrame, width: int) -> pl.Dat
     is the starts at or before it minus the ends at or before it. Groups lie apart on the axis,
     so the counts of other groups cancel out.
 
-    `pts` (pid, axis, ts, t_known) and `rows` (h, axis, t_in, ts, vtext) are sorted by axis.
+    `pts` (pid, axis, ts, t_known) and `rows` (h, axis, t_in, ts, vtext) are sorted by axis;
+    `width` is the window's, or `pl.col("width")` where `rows` holds each row's (_counted).
     """
     parts = [pl.DataFrame(schema={"pid": pl.UInt32, "count_distinct": pl.Float64})]
     valued = rows.filter(pl.col("vtext").is_not_null() & (pl.col("vtext") != ""))
@@ -373,8 +382,48 @@ def _roll_shadows(
     return pl.concat(parts)
 
 
-# Aggregates that count a window's events: _counted serves them from prefix sums.
-COUNTED = frozenset({"count", "rate"})
+def _mend_quantiles(
+    rolled: pl.DataFrame, rows: pl.DataFrame, width: int, aggs: dict[str, AggSpec]
+) -> pl.DataFrame:
+    """Percentiles that rolled to NaN, computed again from their windows (cuts.quantile).
+
+    No NaN enters a window (a field's NaN is no value), so a NaN percentile comes from an
+    infinity: Polars' rolling kernel interpolates `-inf + f * (x - -inf)`, and even two equal
+    infinities, to NaN. Those few points gather their window's values, (axis - W, axis] that
+    had arrived by t_known, as the group-by computation of a cut rule's values does.
+    `rolled` (pid, axis, t_known, aggregates) and `rows` (axis, t_in, vnum) are sorted by axis.
+    """
+    bad = rolled.filter(pl.any_horizontal(pl.col(k).is_nan() for k in aggs))
+    if bad.height == 0:
+        return rolled
+    axis = rows["axis"]
+    taken = (
+        bad.select(
+            "pid",
+            "t_known",
+            i=pl.int_ranges(
+                axis.search_sorted(bad["axis"] - width, side="right"),
+                axis.search_sorted(bad["axis"], side="right"),
+                dtype=pl.UInt32,
+            ),
+        )
+        .explode("i")
+        .drop_nulls("i")
+    )
+    taken = taken.with_columns(rows.select("t_in", "vnum")[taken["i"]]).filter(
+        pl.col("t_in") <= pl.col("t_known")
+    )
+    fixed = taken.group_by("pid").agg(
+        quantile(pl.col("vnum"), a.quantile).alias(k)
+        for k, a in aggs.items()
+        if a.quantile is not None
+    )
+    return rolled.update(fixed, on="pid", include_nulls=True)
+
+
+# Aggregates that count a window's events: _counted serves them from prefix sums, and
+# count_distinct from the presence intervals of its values (_count_distinct).
+COUNTED = frozenset({"count", "rate", "count_distinct"})
 
 
 def _counted(
@@ -391,7 +440,8 @@ def _counted(
     point's window (p - W, p] lie between two searches of that axis and a window sum is the
     difference of two prefix sums, exact in integers. The points take no place among the
     rows, so nothing rolls and W can differ from point to point. Late events that had not
-    arrived by a point are taken out as in the rolling passes (`_subtract_late`).
+    arrived by a point are taken out as in the rolling passes (`_subtract_late`), and
+    `count_distinct` is counted on the same axis from its values' presence intervals.
     """
     widths = {r.rule_id: r.width for r in rules}
     row_width = per_rule(widths, pl.Int64())
@@ -422,8 +472,9 @@ def _counted(
     rolled = rolled.with_columns(pl.Series(name, v) for name, v in sums.items())
     aggs = {_agg_name(a): a for r in rules for a in pick[r.rule_id]}
     n = pl.col("n")
+    rate = n / (pl.col("width") / 1_000_000)
     exprs = {
-        k: n if a.name == "count" else n / (pl.col("width") / 1_000_000) for k, a in aggs.items()
+        k: n if a.name == "count" else rate for k, a in aggs.items() if a.name != "count_distinct"
     }
     rolled = rolled.with_columns(**exprs)
     late = rows.filter(pl.col("t_in") != pl.col("ts")).select(
@@ -438,6 +489,18 @@ def _counted(
         covers = shadow["end"].gather(at.clip(0)) > rolled["axis"]
         shadowed = pl.lit(pl.Series((at >= 0) & covers))
         rolled = _subtract_late(rolled, late, shadowed, pl.col("width"), aggs, summed)
+    distinct = [
+        r.rule_id for r in rules if any(a.name == "count_distinct" for a in pick[r.rule_id])
+    ]
+    if distinct:
+        counted = _count_distinct(
+            rolled.filter(pl.col("rule").is_in(distinct)),
+            rows.filter(pl.col("rule").is_in(distinct)),
+            pl.col("width"),
+        )
+        rolled = rolled.with_columns(count_distinct=pl.lit(None, dtype=pl.Float64)).update(
+            counted, on="pid", include_nulls=True
+        )
     return rolled.select("h", "rule", "ts", "t_known", "n", *summed, **_slots(rules, pick))
 
 
@@ -466,16 +529,17 @@ def _rolled(
     with `n` (events in the window). The rules that pick none get instead the window sums of
     `counts`, columns computed from their rows (cuts.cut_counts).
 
-    Rules that only count (COUNTED, and the cut rules' sums) are served by one pass of
-    prefix sums whatever their width (`_counted`). For the others, per width and set of
-    aggregates, every (rule, key) group is laid end to end on one axis, far enough apart that
-    no window reaches across, and one rolling pass serves every group.
+    Rules that only count (COUNTED, count_distinct included, and the cut rules' sums) are
+    served by one pass of prefix sums whatever their width (`_counted`). For the others, per
+    width and set of aggregates, every (rule, key) group is laid end to end on one axis, far
+    enough apart that no window reaches across, and one rolling pass serves every group.
     Rolling over `ts` counts every event whose `ts` is in the window, which is exact unless a
     late event had not arrived yet by the point's instant (`t_in > t_known`). At those points
     counts, sums and means subtract the missing events (`_subtract_late`), and min, max and
-    percentiles roll again over each shadow's rows without them (`_roll_shadows`).
-    `count_distinct` has no rolling form and comes from the presence intervals of each value
-    (`_count_distinct`). No window is gathered point by point.
+    percentiles roll again over each shadow's rows without them (`_roll_shadows`); a
+    percentile that rolled to NaN over an infinity is computed from its window
+    (`_mend_quantiles`). `count_distinct` has no rolling form and comes from the presence
+    intervals of each value (`_count_distinct`). Windows are gathered only for those NaNs.
     """
     counting = [
         r for r in rules if r.rule_id in pick and all(a.name in COUNTED for a in pick[r.rule_id])
@@ -582,6 +646,9 @@ def _rolled(
                 width,
             )
             rolled = rolled.update(counted, on="pid", include_nulls=True)
+        quantiles = {k: a for k, a in rolling.items() if a.quantile is not None}
+        if quantiles:
+            rolled = _mend_quantiles(rolled, rows, width, quantiles)
         rolled = rolled.drop(NUMERIC, SUM, strict=False)
         unit = [r for r in rules if r.rule_id in ids]
         outs.append(rolled.select("h", "rule", "ts", "t_known", "n", **_slots(unit, pick)))
