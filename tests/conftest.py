@@ -17,10 +17,18 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import settings
 
 PG_URL = os.environ.get("KLAXON_TEST_DATABASE_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("KLAXON_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Property tests draw new examples on every run. Under CI a failure also prints the
+# @reproduce_failure blob that replays its exact example on another machine (a clean clone
+# has no example database to find it in).
+settings.register_profile("ci", print_blob=True)
+if IN_CI:
+    settings.load_profile("ci")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
