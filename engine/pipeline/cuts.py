@@ -60,15 +60,93 @@ class Cut:
         if spec.prev:
             return None
         rank = agg.quantile if agg.quantile is not None else RANKS.get(agg.name)
-        if rank is None:
+        threshold = constant(spec.threshold)
+        if rank is None or threshold is None:
             return None
-        try:
-            threshold = pl.select(spec.threshold).item()
-        except pl.exceptions.PolarsError:  # not a constant after all: evaluate the usual way
+        return cls(float(rank), spec.op, threshold)
+
+
+def constant(expr: pl.Expr) -> float | None:
+    """A window condition's right side as a number, if it is a constant."""
+    try:
+        value = pl.select(expr).item()
+    except pl.exceptions.PolarsError:  # not a constant after all: evaluate the usual way
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    return float(value)
+
+
+# What bounds an aggregate over any window of a group's rows, from all of them: the rows
+# (count, and rate per second of the window), the rows with a value (count_distinct), the
+# largest or the smallest value (min, max, percentiles: an interpolation stays between two).
+ROWS, VALUED, LARGEST, SMALLEST = "rows", "valued", "largest", "smallest"
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A window condition `AGG OP T` that no window of a group can meet when a bound of its
+    rows already fails it: `count() > 40` over a group of 12 rows, `p95(x) > 1400` over a
+    group whose largest value is 900. Such a group needs no point evaluated; most groups of
+    a pass are such (BENCHMARKS.md, engine)."""
+
+    stat: str  # ROWS, VALUED, LARGEST or SMALLEST
+    op: str
+    threshold: float
+    seconds: float = 1.0  # rate(): the window in seconds, the rows are divided by
+
+    @classmethod
+    def of(cls, spec: WindowSpec) -> Bound | None:
+        agg = spec.agg
+        threshold = constant(spec.threshold)
+        if spec.prev or threshold is None:
             return None
-        if not isinstance(threshold, int | float) or isinstance(threshold, bool):
-            return None
-        return cls(float(rank), spec.op, float(threshold))
+        ordered = agg.quantile is not None or agg.name in ("min", "max")
+        if spec.op in (">", ">="):
+            if agg.name in ("count", "rate"):
+                seconds = spec.duration_ms / 1000 if agg.name == "rate" else 1.0
+                return cls(ROWS, spec.op, threshold, seconds)
+            if agg.name == "count_distinct":
+                return cls(VALUED, spec.op, threshold)
+            if ordered:
+                return cls(LARGEST, spec.op, threshold)
+        if spec.op in ("<", "<=") and ordered:
+            return cls(SMALLEST, spec.op, threshold)
+        return None
+
+
+def unreachable(bounds: Mapping[str, Bound], data: pl.DataFrame) -> pl.Series:
+    """The groups (h) of `data` (h, rule, vnum, vtext) whose condition no window can meet.
+
+    Counts are exact. A percentile is compared with its bound widened by MARGIN, as in
+    cut_counts: an interpolation rounds, and a group only drops out when it is clearly short.
+    """
+    rows = data.filter(pl.col("rule").is_in(list(bounds)))
+    if rows.height == 0:
+        return pl.Series("h", [], dtype=pl.UInt64)
+    stat = per_rule({r: b.stat for r, b in bounds.items()}, pl.String())
+    op = per_rule({r: b.op for r, b in bounds.items()}, pl.String())
+    threshold = per_rule({r: b.threshold for r, b in bounds.items()}, pl.Float64())
+    seconds = per_rule({r: b.seconds for r, b in bounds.items()}, pl.Float64())
+    v = pl.col("vnum")
+    per_group = rows.group_by("h", "rule").agg(
+        n=pl.len().cast(pl.Float64),
+        valued=(pl.col("vtext").is_not_null() & (pl.col("vtext") != "")).sum().cast(pl.Float64),
+        largest=v.max(),
+        smallest=v.min(),
+        big=pl.when(v.is_finite()).then(v.abs()).max(),
+    )
+    margin = MARGIN * pl.max_horizontal(threshold.abs(), pl.col("big"), pl.lit(1e-300))
+    strict = op.is_in([">", "<"])
+    count = pl.when(stat == ROWS).then(pl.col("n") / seconds).otherwise(pl.col("valued"))
+    reach = (
+        pl.when(stat.is_in([ROWS, VALUED]))
+        .then(pl.when(strict).then(count > threshold).otherwise(count >= threshold))
+        .when(stat == LARGEST)
+        .then(pl.col("largest") > threshold - margin)
+        .otherwise(pl.col("smallest") < threshold + margin)
+    )
+    return per_group.filter(~reach.fill_null(False))["h"]
 
 
 def cut_counts(cuts: Mapping[str, Cut]) -> dict[str, pl.Expr]:

@@ -25,11 +25,13 @@ from dsl.compiler import AggSpec, CompiledRule, WindowSpec
 from engine.pipeline.cuts import (
     CUT_COUNTS,
     FINITE,
+    Bound,
     Cut,
     cut_counts,
     decide,
     exact_values,
     quantile,
+    unreachable,
 )
 from engine.pipeline.episodes import mark_episodes, summarize_episodes
 from engine.pipeline.event_rules import STEP_OUT
@@ -70,6 +72,7 @@ class WindowRule:
     spec: WindowSpec
     hold: int  # µs
     cut: Cut | None = None  # an order statistic against a constant: decided by counting
+    bound: Bound | None = None  # a constant threshold some groups' rows cannot reach
 
     @property
     def width(self) -> int:
@@ -82,7 +85,8 @@ class WindowRule:
     @classmethod
     def of(cls, rule: CompiledRule) -> WindowRule:
         assert rule.window is not None
-        return cls(rule.rule_id, rule.window, rule.hold_ms * 1000, Cut.of(rule.window))
+        spec = rule.window
+        return cls(rule.rule_id, spec, rule.hold_ms * 1000, Cut.of(spec), Bound.of(spec))
 
 
 def group_hash() -> pl.Expr:
@@ -696,14 +700,23 @@ def step_window_rules(
     data = data.with_columns(h=group_hash(), width=width)
     state = state.with_columns(h=group_hash())
     cuts = {r.rule_id: r.cut for r in rules if r.cut is not None}
+    # A group whose rows cannot meet its condition in any window (`count() > 40` over 12
+    # rows), and that carries no alert, is false at every point: it gets none evaluated.
+    evaluated = data
+    bounds = {r.rule_id: r.bound for r in rules if r.bound is not None}
+    if bounds:
+        dead = unreachable(bounds, data)
+        if dead.len():
+            skip = dead.filter(~dead.is_in(state["h"].implode()))
+            evaluated = data.filter(~pl.col("h").is_in(skip.implode()))
     in_range = (pl.col("t") >= lo) & (pl.col("t") < hi)
     prev_ids = [r.rule_id for r in rules if r.spec.prev]
     points = (
         pl.concat(
             [
-                data.filter(pl.col("t_in") >= lo).select("h", "rule", "key", t="t_in"),
-                data.select("h", "rule", "key", t=pl.col("ts") + pl.col("width")),
-                data.filter(pl.col("rule").is_in(prev_ids)).select(
+                evaluated.filter(pl.col("t_in") >= lo).select("h", "rule", "key", t="t_in"),
+                evaluated.select("h", "rule", "key", t=pl.col("ts") + pl.col("width")),
+                evaluated.filter(pl.col("rule").is_in(prev_ids)).select(
                     "h", "rule", "key", t=pl.col("ts") + 2 * pl.col("width")
                 ),
             ]
@@ -723,7 +736,7 @@ def step_window_rules(
         )
         rolled = _rolled(
             rules,
-            data,
+            evaluated,
             pl.concat([points.select("h", "rule", ts="t", t_known="t"), shifted]),
             {r.rule_id: [] if r.rule_id in cuts else [r.spec.agg, *r.spec.prev] for r in rules},
             cut_counts(cuts) if cuts else None,
@@ -745,7 +758,7 @@ def step_window_rules(
                 },
             )
             values = values.join(before, on=["h", "t"], how="left")
-        values = _conditions(rules, cuts, data, values)
+        values = _conditions(rules, cuts, evaluated, values)
     else:
         values = pl.DataFrame(
             schema={

@@ -16,7 +16,7 @@ from unittest.mock import patch
 
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
@@ -120,3 +120,87 @@ def test_counting_decides_as_the_order_statistic_would(
     with patch.object(cuts.Cut, "of", classmethod(lambda cls, spec: None)):
         rolled = run(rules, stream, batch)
     assert_frame_equal(counted, rolled, check_exact=True)
+
+
+@st.composite
+def bounded_rule_files(draw: st.DrawFn) -> str:
+    """Rules whose constant threshold some groups' rows cannot reach (cuts.Bound): counts
+    near the groups' sizes, rates, distinct values, order statistics on either side."""
+    blocks = []
+    for i in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(["count()", "rate()", "count_distinct(labels.v)", "value"]))
+        if kind == "value":
+            agg = f"{draw(st.sampled_from(['min', 'max', 'p50', 'p99']))}(labels.v)"
+            threshold = repr(draw(st.sampled_from(THRESHOLDS)))
+        elif kind == "rate()":
+            agg, threshold = kind, draw(st.sampled_from(["0.01", "0.05", "0.1"]))
+        else:
+            agg, threshold = kind, str(draw(st.integers(0, 5)))
+        op = draw(st.sampled_from([">", ">=", "<", "<="]))
+        width = draw(st.sampled_from(["30s", "1m", "2m"]))
+        lines = [f'rule r{i} "{{{{ value }}}}"', '  when title == "x"']
+        lines.append(f"  {agg} {op} {threshold} within {width}")
+        lines.append(f"  {draw(st.sampled_from(['', 'by host']))}")
+        if draw(st.booleans()):
+            lines.append(f"  for {draw(st.sampled_from(['10s', '45s']))}")
+        lines.append("end")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _at(*values: str) -> list[dict[str, Any]]:
+    """Events a second apart, one per value."""
+    return [
+        {
+            "ts": (START + timedelta(seconds=i)).isoformat(),
+            "event_id": f"e{i}",
+            "title": "x",
+            "host": "h1",
+            "labels": {"v": v},
+        }
+        for i, v in enumerate(values)
+    ]
+
+
+def _rule(condition: str) -> str:
+    return f'rule r0 "{{{{ value }}}}"\n  when title == "x"\n  {condition}\nend'
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rules=bounded_rule_files(), stream=streams(), batch=st.sampled_from([1, 3, 1000]))
+# A group exactly at its bound can still meet a condition that admits equality.
+@example(rules=_rule("max(labels.v) >= 10.0 within 1m"), stream=_at("3", "10.0"), batch=1)
+@example(rules=_rule("min(labels.v) <= -3.25 within 1m"), stream=_at("-3.25", "7"), batch=1)
+@example(rules=_rule("p99(labels.v) >= 100.0 within 1m"), stream=_at("100.0"), batch=1000)
+@example(rules=_rule("count() >= 2 within 1m"), stream=_at("1", "2"), batch=1)
+@example(rules=_rule("count_distinct(labels.v) >= 2 within 1m"), stream=_at("a", "b"), batch=1)
+@example(rules=_rule("rate() >= 0.1 within 30s"), stream=_at(*"abc"), batch=1)
+def test_groups_that_cannot_meet_the_threshold_are_skipped_as_if_evaluated(
+    rules: str, stream: list[dict[str, Any]], batch: int
+) -> None:
+    note(rules)
+    skipping = run(rules, stream, batch)
+    # The reference: no rule has a bound, so every group's points are evaluated.
+    with patch.object(cuts.Bound, "of", classmethod(lambda cls, spec: None)):
+        evaluated = run(rules, stream, batch)
+    assert_frame_equal(skipping, evaluated, check_exact=True)
+
+
+def test_the_bounds_of_these_rules() -> None:
+    rules = compile_for_engine(
+        "rule c when true count() > 40 within 1m end\n"
+        "rule r when true rate() >= 0.5 within 2m end\n"
+        "rule d when true count_distinct(user) >= 25 within 5m end\n"
+        "rule p when true p95(lat) > 1400 within 5m end\n"
+        "rule m when true max(lat) <= 2 within 1m end\n"
+        "rule l when true count() < 3 within 1m end\n"
+        "rule s when true count() > 3 * prev(count()) within 1m end"
+    )
+    bound = {r.rule_id: WindowRule.of(r).bound for r in rules.rules}
+    assert bound["c"] == cuts.Bound(cuts.ROWS, ">", 40.0)
+    assert bound["r"] == cuts.Bound(cuts.ROWS, ">=", 0.5, seconds=120.0)
+    assert bound["d"] == cuts.Bound(cuts.VALUED, ">=", 25.0)
+    assert bound["p"] == cuts.Bound(cuts.LARGEST, ">", 1400.0)
+    assert bound["m"] == cuts.Bound(cuts.SMALLEST, "<=", 2.0)
+    assert bound["l"] is None  # an empty window has count 0: any group can meet it
+    assert bound["s"] is None  # the threshold is not a constant
