@@ -831,7 +831,8 @@ def step_window_rules(
     # An event leaves the last window at ts + W (ts + 2W with prev()); that point may be `hi`
     # itself, which the next range evaluates.
     reach = pl.col("width") * pl.when(pl.col("rule").is_in(prev_ids)).then(2).otherwise(1)
-    keep = data.filter(pl.col("ts") + reach >= hi)
+    kept = pl.col("ts") + reach >= hi
+    keep = _with_latest_arrivals(data.filter(kept), data.filter(~kept), eps.filter("is_open")["h"])
     last_point = by_point.sort("h", "t").unique("h", keep="last").drop("t")
     carried = (
         eps.filter("is_open")
@@ -853,6 +854,30 @@ def step_window_rules(
         keep.select(list(WINDOW_EVENTS)),
         by_rule_key(carried.select(list(WINDOW_STATE))),
     )
+
+
+def _with_latest_arrivals(
+    keep: pl.DataFrame, dropped: pl.DataFrame, open_alerts: pl.Series
+) -> pl.DataFrame:
+    """The kept window rows, and each live group's latest arrival where it left every window.
+
+    A point's context is the latest event that had arrived by it (`_reported`), which can be
+    a late event whose window ended before a later range: dropped with it, the later range
+    would report an older event than one pass over the whole stream does. A group that keeps
+    rows or an open alert keeps that row too; it lies before every later window, so no
+    aggregate counts it, and it goes when the group's last row does.
+    """
+    if dropped.height == 0:
+        return keep
+    live = pl.concat([keep["h"], open_alerts]).unique().implode()
+    latest = (
+        dropped.filter(pl.col("h").is_in(live))
+        .sort("seq")
+        .unique("h", keep="last", maintain_order=True)
+        .join(keep.group_by("h").agg(kept_seq=pl.col("seq").max()), on="h", how="left")
+        .filter(pl.col("kept_seq").is_null() | (pl.col("seq") > pl.col("kept_seq")))
+    )
+    return pl.concat([keep, latest.select(keep.columns)])
 
 
 def _conditions(

@@ -12,6 +12,7 @@ from unittest.mock import patch
 
 import duckdb
 import numpy as np
+import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
@@ -147,6 +148,25 @@ def test_a_late_event_does_not_change_what_was_already_closed() -> None:
         (300, "w", H1, "fired", 2),
         (330, "w", H1, "resolved", 1),
     ]
+
+
+def test_a_resolve_reports_the_latest_arrival_even_when_its_window_ended_earlier() -> None:
+    # e2 arrives after e1, in the same instant, but is 25 s older: it leaves the window at
+    # 95, e1 at 120, when the alert resolves. The context is the latest event that had
+    # arrived, e2, whether or not the range that evaluates 120 still holds e2's row (one
+    # event per batch: e3 at 100 closes the instants before it, and drops e2's row).
+    events = [
+        ev(30, event_id="e1"),
+        ev(5, event_id="e2"),
+        ev(100, event_id="e3", host="h2"),
+        ev(3600, event_id="e4", host="h3"),
+    ]
+    rows = transitions(COUNT2.replace("count() >= 2", "count() >= 1").replace("1m", "90s"), events)
+    got = [
+        ((r["at"] - T0).total_seconds(), r["transition"], r["event_id"])
+        for r in rows.filter(pl.col("key") == H1).iter_rows(named=True)
+    ]
+    assert got == [(30, "fired", "e2"), (120, "resolved", "e2")]
 
 
 # ---------------------------------------------------------------- aggregates
