@@ -47,6 +47,19 @@ VALUES = sorted(
 TEXT = [repr(v) for v in VALUES] + ["1e999", "-1e999", "abc", ""]
 
 
+def rule_block(draw: st.DrawFn, i: int, condition: str) -> str:
+    """Window rule r{i} over the events titled "x": `condition` within a drawn width, by
+    host or not, with a `for` or not."""
+    width = draw(st.sampled_from(["30s", "1m", "2m"]))
+    lines = [f'rule r{i} "{{{{ value }}}}"', '  when title == "x"']
+    lines.append(f"  {condition} within {width}")
+    lines.append(f"  {draw(st.sampled_from(['', 'by host']))}")
+    if draw(st.booleans()):
+        lines.append(f"  for {draw(st.sampled_from(['10s', '45s']))}")
+    lines.append("end")
+    return "\n".join(lines)
+
+
 @st.composite
 def rule_files(draw: st.DrawFn) -> str:
     blocks = []
@@ -54,14 +67,7 @@ def rule_files(draw: st.DrawFn) -> str:
         agg = draw(st.sampled_from(["min", "max", "p50", "p90", "p95", "p99"]))
         op = draw(st.sampled_from([">", ">=", "<", "<=", "==", "!="]))
         threshold = draw(st.sampled_from(THRESHOLDS))
-        width = draw(st.sampled_from(["30s", "1m", "2m"]))
-        lines = [f'rule r{i} "{{{{ value }}}}"', '  when title == "x"']
-        lines.append(f"  {agg}(labels.v) {op} {threshold!r} within {width}")
-        lines.append(f"  {draw(st.sampled_from(['', 'by host']))}")
-        if draw(st.booleans()):
-            lines.append(f"  for {draw(st.sampled_from(['10s', '45s']))}")
-        lines.append("end")
-        blocks.append("\n".join(lines))
+        blocks.append(rule_block(draw, i, f"{agg}(labels.v) {op} {threshold!r}"))
     return "\n\n".join(blocks)
 
 
@@ -114,12 +120,20 @@ def test_the_rules_here_are_decided_by_counting() -> None:
 def test_counting_decides_as_the_order_statistic_would(
     rules: str, stream: list[dict[str, Any]], batch: int
 ) -> None:
-    note(rules)
-    counted = run(rules, stream, batch)
     # The reference: no rule is a cut, so each rolls its order statistic at every point.
-    with patch.object(cuts.Cut, "of", classmethod(lambda cls, spec: None)):
-        rolled = run(rules, stream, batch)
-    assert_frame_equal(counted, rolled, check_exact=True)
+    assert_same_without(cuts.Cut, rules, stream, batch)
+
+
+def assert_same_without(
+    shortcut: type, rules: str, stream: list[dict[str, Any]], batch: int
+) -> None:
+    """The transitions, values included, are those of the engine with no rule given a
+    `shortcut` (cuts.Cut, cuts.Bound: its `of` returns None for every rule)."""
+    note(rules)
+    taken = run(rules, stream, batch)
+    with patch.object(shortcut, "of", classmethod(lambda cls, spec: None)):
+        reference = run(rules, stream, batch)
+    assert_frame_equal(taken, reference, check_exact=True)
 
 
 @st.composite
@@ -137,14 +151,7 @@ def bounded_rule_files(draw: st.DrawFn) -> str:
         else:
             agg, threshold = kind, str(draw(st.integers(0, 5)))
         op = draw(st.sampled_from([">", ">=", "<", "<="]))
-        width = draw(st.sampled_from(["30s", "1m", "2m"]))
-        lines = [f'rule r{i} "{{{{ value }}}}"', '  when title == "x"']
-        lines.append(f"  {agg} {op} {threshold} within {width}")
-        lines.append(f"  {draw(st.sampled_from(['', 'by host']))}")
-        if draw(st.booleans()):
-            lines.append(f"  for {draw(st.sampled_from(['10s', '45s']))}")
-        lines.append("end")
-        blocks.append("\n".join(lines))
+        blocks.append(rule_block(draw, i, f"{agg} {op} {threshold}"))
     return "\n\n".join(blocks)
 
 
@@ -178,12 +185,8 @@ def _rule(condition: str) -> str:
 def test_groups_that_cannot_meet_the_threshold_are_skipped_as_if_evaluated(
     rules: str, stream: list[dict[str, Any]], batch: int
 ) -> None:
-    note(rules)
-    skipping = run(rules, stream, batch)
     # The reference: no rule has a bound, so every group's points are evaluated.
-    with patch.object(cuts.Bound, "of", classmethod(lambda cls, spec: None)):
-        evaluated = run(rules, stream, batch)
-    assert_frame_equal(skipping, evaluated, check_exact=True)
+    assert_same_without(cuts.Bound, rules, stream, batch)
 
 
 def test_the_bounds_of_these_rules() -> None:
