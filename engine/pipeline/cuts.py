@@ -87,8 +87,8 @@ ROWS, VALUED, LARGEST, SMALLEST = "rows", "valued", "largest", "smallest"
 class Bound:
     """A window condition `AGG OP T` that no window of a group can meet when a bound of its
     rows already fails it: `count() > 40` over a group of 12 rows, `p95(x) > 1400` over a
-    group whose largest value is 900. Such a group needs no point evaluated; most groups of
-    a pass are such (BENCHMARKS.md, engine)."""
+    group whose largest value is 900. Such a group needs no point evaluated: in the engine
+    benchmark, 135,000 of a pass's 300,000 window rows are in such groups (BENCHMARKS.md)."""
 
     stat: str  # ROWS, VALUED, LARGEST or SMALLEST
     op: str
