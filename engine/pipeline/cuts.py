@@ -236,6 +236,34 @@ def quantile(v: pl.Expr, rank: float) -> pl.Expr:
     )
 
 
+def in_windows(pts: pl.DataFrame, rows: pl.DataFrame, aggs: list[pl.Expr]) -> pl.DataFrame:
+    """`aggs` over each point's window, gathered: (pid, aggregates) for the points with rows.
+
+    `pts` (pid, axis, width, t_known) and `rows` (axis, t_in, vnum) lie on one axis with groups
+    far apart, `rows` sorted; a row is in a point's window when its axis is in
+    (axis - width, axis] and it had arrived by t_known (DSL.md §4.1). For a few points only:
+    each window's rows are copied.
+    """
+    axis = rows["axis"]
+    taken = (
+        pts.select(
+            "pid",
+            "t_known",
+            i=pl.int_ranges(
+                axis.search_sorted(pts["axis"] - pts["width"], side="right"),
+                axis.search_sorted(pts["axis"], side="right"),
+                dtype=pl.UInt32,
+            ),
+        )
+        .explode("i")
+        .drop_nulls("i")
+    )
+    taken = taken.with_columns(rows.select("t_in", "vnum")[taken["i"]]).filter(
+        pl.col("t_in") <= pl.col("t_known")
+    )
+    return taken.group_by("pid").agg(aggs)
+
+
 def exact_values(
     cuts: Mapping[str, Cut], widths: Mapping[str, int], data: pl.DataFrame, points: pl.DataFrame
 ) -> pl.DataFrame:
@@ -269,24 +297,11 @@ def exact_values(
         .join(rows.group_by("h").agg(pl.col("g").first()), on="h", how="left")
         .with_columns(axis=pl.col("g") + pl.col("t") - lo, width=width)
     )
-    axis = rows["axis"]
-    pts = pts.with_columns(
-        first=axis.search_sorted(pts["axis"] - pts["width"], side="right"),
-        last=axis.search_sorted(pts["axis"], side="right"),
-    )
-    taken = (
-        pts.select("pid", "t", i=pl.int_ranges("first", "last", dtype=pl.UInt32))
-        .explode("i")
-        .drop_nulls("i")
-    )
-    taken = taken.with_columns(rows.select("t_in", "vnum")[taken["i"]]).filter(
-        pl.col("t_in") <= pl.col("t")
-    )
     ranks = sorted({c.rank for c in cuts.values()})
     names = {rank: f"__q{i}" for i, rank in enumerate(ranks)}
     aggs = [quantile(pl.col("vnum"), rank).alias(names[rank]) for rank in ranks]
     got = pts.select("pid", "h", "rule", "t").join(
-        taken.group_by("pid").agg(aggs), on="pid", how="left"
+        in_windows(pts.with_columns(t_known="t"), rows, aggs), on="pid", how="left"
     )
     rank_of = per_rule({r: c.rank for r, c in cuts.items()}, pl.Float64())
     chain: Then | ChainedThen = pl.when(rank_of == ranks[0]).then(pl.col(names[ranks[0]]))

@@ -30,6 +30,7 @@ from engine.pipeline.cuts import (
     cut_counts,
     decide,
     exact_values,
+    in_windows,
     quantile,
     unreachable,
 )
@@ -387,41 +388,21 @@ def _roll_shadows(
 
 
 def _mend_quantiles(
-    rolled: pl.DataFrame, rows: pl.DataFrame, width: int, aggs: dict[str, AggSpec]
+    rolled: pl.DataFrame, rows: pl.DataFrame, width: int, ranks: dict[str, float]
 ) -> pl.DataFrame:
-    """Percentiles that rolled to NaN, computed again from their windows (cuts.quantile).
+    """Percentiles (column: rank) that rolled to NaN, computed again from their windows (cuts.quantile).
 
     No NaN enters a window (a field's NaN is no value), so a NaN percentile comes from an
     infinity: Polars' rolling kernel interpolates `-inf + f * (x - -inf)`, and even two equal
-    infinities, to NaN. Those few points gather their window's values, (axis - W, axis] that
-    had arrived by t_known, as the group-by computation of a cut rule's values does.
+    infinities, to NaN. Those few points gather their windows (cuts.in_windows), as a cut
+    rule's exact values do.
     `rolled` (pid, axis, t_known, aggregates) and `rows` (axis, t_in, vnum) are sorted by axis.
     """
-    bad = rolled.filter(pl.any_horizontal(pl.col(k).is_nan() for k in aggs))
+    bad = rolled.filter(pl.any_horizontal(pl.col(k).is_nan() for k in ranks))
     if bad.height == 0:
         return rolled
-    axis = rows["axis"]
-    taken = (
-        bad.select(
-            "pid",
-            "t_known",
-            i=pl.int_ranges(
-                axis.search_sorted(bad["axis"] - width, side="right"),
-                axis.search_sorted(bad["axis"], side="right"),
-                dtype=pl.UInt32,
-            ),
-        )
-        .explode("i")
-        .drop_nulls("i")
-    )
-    taken = taken.with_columns(rows.select("t_in", "vnum")[taken["i"]]).filter(
-        pl.col("t_in") <= pl.col("t_known")
-    )
-    fixed = taken.group_by("pid").agg(
-        quantile(pl.col("vnum"), a.quantile).alias(k)
-        for k, a in aggs.items()
-        if a.quantile is not None
-    )
+    values = [quantile(pl.col("vnum"), rank).alias(k) for k, rank in ranks.items()]
+    fixed = in_windows(bad.with_columns(width=pl.lit(width, dtype=pl.Int64)), rows, values)
     return rolled.update(fixed, on="pid", include_nulls=True)
 
 
@@ -650,7 +631,7 @@ def _rolled(
                 width,
             )
             rolled = rolled.update(counted, on="pid", include_nulls=True)
-        quantiles = {k: a for k, a in rolling.items() if a.quantile is not None}
+        quantiles = {k: a.quantile for k, a in rolling.items() if a.quantile is not None}
         if quantiles:
             rolled = _mend_quantiles(rolled, rows, width, quantiles)
         rolled = rolled.drop(NUMERIC, SUM, strict=False)
