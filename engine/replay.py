@@ -1,7 +1,7 @@
 """`klaxon replay` (DSL.md §7): rules over a JSONL file of events, transitions as JSONL.
 
-The input is read a batch at a time, so memory follows the batch size, not the file size.
-Output goes to a spool file first and reaches stdout only when the whole input was good: a bad
+The input is read a batch at a time (the next one parsed while the engine works), so memory
+follows the batch size, not the file size. Output goes to a spool file first and reaches stdout only when the whole input was good: a bad
 line stops the run with its line number and nothing half-printed.
 """
 
@@ -13,6 +13,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -198,6 +199,24 @@ def transition_lines(transitions: pl.DataFrame) -> Iterator[bytes]:
         yield orjson.dumps(out) + b"\n"
 
 
+def _parsed_ahead(events: IO[bytes], batch_size: int, received: datetime) -> Iterator[pl.DataFrame]:
+    """The parsed batches in order, each read and parsed in a thread while the engine works
+    on the one before: Polars parses without the GIL, beside the engine's own work. At most
+    two batches are held, and a bad line raises where its batch would have been fed.
+    """
+
+    def parse_next(batches: Iterator[tuple[list[int], list[bytes]]]) -> pl.DataFrame | None:
+        got = next(batches, None)
+        return None if got is None else parse_lines(*got, received)
+
+    batches = read_batches(events, batch_size)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-parse") as pool:
+        ahead = pool.submit(parse_next, batches)
+        while (batch := ahead.result()) is not None:
+            ahead = pool.submit(parse_next, batches)
+            yield batch
+
+
 def replay(
     rules_text: str,
     rules_path: str,
@@ -212,13 +231,11 @@ def replay(
     engine = Engine(compile_for_engine(rules_text, rules_path))
     written = 0
     seen = 0
-    received = datetime.now(UTC)
-    for numbers, lines in read_batches(events, batch_size):
-        batch = parse_lines(numbers, lines, received)
+    for batch in _parsed_ahead(events, batch_size, datetime.now(UTC)):
         for line in transition_lines(engine.feed(batch)):
             out.write(line)
             written += 1
-        seen += len(lines)
+        seen += batch.height
         if progress is not None:
             progress.write(f"\r{seen:,} events, {written:,} transitions")
             progress.flush()
