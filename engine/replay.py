@@ -1,8 +1,9 @@
 """`klaxon replay` (DSL.md §7): rules over a JSONL file of events, transitions as JSONL.
 
 The input is read a batch at a time (the next one parsed while the engine works), so memory
-follows the batch size, not the file size. Output goes to a spool file first and reaches stdout only when the whole input was good: a bad
-line stops the run with its line number and nothing half-printed.
+follows the batch size, not the file size. Output goes to a spool file first and reaches
+stdout only when the whole input was good: a bad line stops the run with its line number and
+nothing half-printed.
 """
 
 from __future__ import annotations
