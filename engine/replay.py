@@ -28,9 +28,11 @@ from engine.errors import EngineError
 from engine.pipeline.engine import Engine, compile_for_engine
 from engine.schema import (
     EVENT_SCHEMA,
+    LABELS,
     EventValidationError,
     fill_fingerprints,
     format_time,
+    label_text,
     parse_time,
 )
 
@@ -92,6 +94,7 @@ def parse_lines(numbers: list[int], lines: list[bytes], received_at: datetime) -
         raise  # _find_bad_line always raises; this keeps type checkers content
     if df.height != len(lines):
         _find_bad_line(numbers, lines)
+    df = _labels_as_ingest_reads_them(df, numbers, lines)
     ts = df["ts"].str.to_datetime(RFC3339, time_unit="us", time_zone="UTC", strict=False)
     bad = ts.is_null()
     if bad.any():
@@ -143,6 +146,40 @@ def parse_lines(numbers: list[int], lines: list[bytes], received_at: datetime) -
     )
     df = df.select([pl.col(c).cast(t) for c, t in EVENT_SCHEMA.items()])
     return fill_fingerprints(df)
+
+
+# A line whose `labels` are absent, null, or an object of string values only; read_ndjson
+# reads those exactly. `"labels":` can only be a key (in valid JSON a quote inside a string is
+# escaped), and a second one means nesting or a repeated key.
+_STRING = r'"(?:[^"\\]|\\.)*"'
+_PAIR = _STRING + r"\s*:\s*" + _STRING
+_LABELS_KEY = r'"labels"\s*:'
+_PLAIN_LABELS = _LABELS_KEY + rf"\s*(?:null|\{{\s*(?:{_PAIR}(?:\s*,\s*{_PAIR})*)?\s*\}})"
+
+
+def _labels_as_ingest_reads_them(
+    df: pl.DataFrame, numbers: list[int], lines: list[bytes]
+) -> pl.DataFrame:
+    """A label value that is not a string gets the text ingest gives it (schema.label_text):
+    read_ndjson prints `1.0` as "1" and keeps null as null, where the same event posted to the
+    API has "1.0" and "". Those few lines are read again one by one."""
+    text = pl.Series(lines, dtype=pl.Binary).cast(pl.String, strict=False)
+    keys = text.str.count_matches(_LABELS_KEY)
+    plain = (keys == 0) | ((keys == 1) & text.str.contains(_PLAIN_LABELS))
+    odd = ~plain.fill_null(False)  # a line that is not UTF-8 is read again too
+    if not odd.any():
+        return df
+    fixed: list[list[dict[str, str]] | None] = [None] * df.height
+    for i in odd.arg_true().to_list():
+        try:
+            labels = orjson.loads(lines[i]).get("labels") or {}
+        except orjson.JSONDecodeError as err:
+            raise ReplayInputError(numbers[i], f"not JSON: {err}") from None
+        fixed[i] = [{"key": str(k), "value": label_text(v)} for k, v in labels.items()]
+    as_ingest = pl.Series(fixed, dtype=pl.List(pl.Struct({"key": pl.String, "value": pl.String})))
+    return df.with_columns(
+        labels=pl.when(pl.lit(odd)).then(pl.lit(as_ingest).cast(LABELS)).otherwise("labels")
+    )
 
 
 def _find_bad_line(numbers: list[int], lines: list[bytes]) -> None:

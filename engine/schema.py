@@ -295,7 +295,10 @@ def fill_fingerprints(df: pl.DataFrame) -> pl.DataFrame:
 # ---------------------------------------------------------------- records → frames
 
 
-def _label_value(value: Any, key: str) -> str:
+def label_text(value: Any) -> str:
+    """A label's value as the text events keep: JSON numbers as Python prints them, true and
+    false as such, null as "", objects and arrays as compact JSON. Ingest and `klaxon replay`
+    both read labels this way."""
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -366,7 +369,7 @@ def normalize_record(
     labels = rec.get("labels") or {}
     if not isinstance(labels, Mapping):
         raise EventValidationError("'labels' must be an object of names to strings", field="labels")
-    out["labels"] = {str(k): _label_value(v, str(k)) for k, v in labels.items()}
+    out["labels"] = {str(k): label_text(v) for k, v in labels.items()}
     _refuse_nul(out)
     return out
 
