@@ -681,30 +681,36 @@ def step_window_rules(
     data = data.with_columns(h=group_hash(), width=width)
     state = state.with_columns(h=group_hash())
     cuts = {r.rule_id: r.cut for r in rules if r.cut is not None}
+    prev_ids = [r.rule_id for r in rules if r.spec.prev]
+    # The points where a condition can change: where a row arrives, and where it leaves its
+    # window (and with prev() the window before).
+    arrives = pl.col("t_in").alias("t")
+    leaves = (pl.col("ts") + pl.col("width")).alias("t")
+    leaves_prev = (pl.col("ts") + 2 * pl.col("width")).alias("t")
+    is_prev = pl.col("rule").is_in(prev_ids)
+
+    def within(t: pl.Expr) -> pl.Expr:
+        return (t >= lo) & (t < hi)
+
+    # Only the groups with a point in this range are evaluated: a small batch, or a tick of
+    # the clock, has points in a few of the groups whose rows are carried.
+    touched = data.filter(within(arrives) | within(leaves) | (is_prev & within(leaves_prev)))
+    evaluated = data.filter(pl.col("h").is_in(touched["h"].unique().implode()))
     # A group whose rows cannot meet its condition in any window (`count() > 40` over 12
     # rows), and that carries no alert, is false at every point: it gets none evaluated.
-    evaluated = data
     bounds = {r.rule_id: r.bound for r in rules if r.bound is not None}
     if bounds:
-        dead = unreachable(bounds, data)
+        dead = unreachable(bounds, evaluated)
         if dead.len():
             skip = dead.filter(~dead.is_in(state["h"].implode()))
-            evaluated = data.filter(~pl.col("h").is_in(skip.implode()))
-    in_range = (pl.col("t") >= lo) & (pl.col("t") < hi)
-    prev_ids = [r.rule_id for r in rules if r.spec.prev]
-    points = (
-        pl.concat(
-            [
-                evaluated.filter(pl.col("t_in") >= lo).select("h", "rule", "key", t="t_in"),
-                evaluated.select("h", "rule", "key", t=pl.col("ts") + pl.col("width")),
-                evaluated.filter(pl.col("rule").is_in(prev_ids)).select(
-                    "h", "rule", "key", t=pl.col("ts") + 2 * pl.col("width")
-                ),
-            ]
-        )
-        .filter(in_range)
-        .unique(["h", "t"])
-    )
+            evaluated = evaluated.filter(~pl.col("h").is_in(skip.implode()))
+    points = pl.concat(
+        [
+            evaluated.filter(within(arrives)).select("h", "rule", "key", arrives),
+            evaluated.filter(within(leaves)).select("h", "rule", "key", leaves),
+            evaluated.filter(is_prev & within(leaves_prev)).select("h", "rule", "key", leaves_prev),
+        ]
+    ).unique(["h", "t"])
     if points.height:
         # With prev(), the window before each point, (t - 2W, t - W], known at t: a point at
         # t - W seen at t, in the same rolling pass (slots agg1, ... of the rule).
@@ -790,8 +796,10 @@ def step_window_rules(
     eps = summarize_episodes(rows, hi).join(
         rows.group_by(GID).agg(pl.col("h").first()), on=GID, how="left"
     )
-    names = pl.concat([data.select("h", "rule", "key"), state.select("h", "rule", "key")]).unique(
-        "h"
+    names = (
+        pl.concat([data.select("h", "rule", "key"), state.select("h", "rule", "key")])
+        .filter(pl.col("h").is_in(eps["h"].implode()))
+        .unique("h")
     )
     # The aggregates transitions and carried alerts report, and for carried alerts the last
     # one before this range.
@@ -850,12 +858,13 @@ def _with_latest_arrivals(
     """
     if dropped.height == 0:
         return keep
-    live = pl.concat([keep["h"], open_alerts]).unique().implode()
+    latest = dropped.sort("seq").unique("h", keep="last", maintain_order=True)
+    # Only the kept rows of those groups are looked at, not every group's.
+    kept = keep.filter(pl.col("h").is_in(latest["h"].implode()))
+    live = pl.concat([kept["h"], open_alerts]).unique().implode()
     latest = (
-        dropped.filter(pl.col("h").is_in(live))
-        .sort("seq")
-        .unique("h", keep="last", maintain_order=True)
-        .join(keep.group_by("h").agg(kept_seq=pl.col("seq").max()), on="h", how="left")
+        latest.filter(pl.col("h").is_in(live))
+        .join(kept.group_by("h").agg(kept_seq=pl.col("seq").max()), on="h", how="left")
         .filter(pl.col("kept_seq").is_null() | (pl.col("seq") > pl.col("kept_seq")))
     )
     return pl.concat([keep, latest.select(keep.columns)])
