@@ -47,7 +47,7 @@ from engine.pipeline.matching import (
 )
 from engine.pipeline.mute import muted_by
 from engine.pipeline.state import ACTIVE_SCHEMA, PENDING_SCHEMA, EngineState
-from engine.pipeline.windows import WINDOW_EVENTS, WindowRule, step_window_rules
+from engine.pipeline.windows import WINDOW_EVENTS, WindowRule, group_hash, step_window_rules
 from engine.schema import FED_SCHEMA, TRANSITION, TRANSITION_SCHEMA, UTC_US, validate
 
 _ORDER = {"fired": 0, "repeated": 1, "resolved": 2}
@@ -304,13 +304,16 @@ class Engine:
         t = self._lap("window_rules", t)
 
         # Context only for the events transitions or state refer to.
-        needed = pl.concat([step_rows["info_seq"], *self._state_seqs()]).drop_nulls().unique()
+        # Each window group's latest arrival is its context (once a pass: `_alerts` leaves the
+        # window rows as they are).
+        latest = st.window_events.group_by(group_hash()).agg(pl.col("seq").max())["seq"]
+        needed = pl.concat([step_rows["info_seq"], *self._state_seqs(latest)]).drop_nulls().unique()
         fresh = events.filter(pl.col("seq").is_in(needed.implode()))
         info = pl.concat([st.info, info_of(fresh)], how="vertical_relaxed").unique(
             "seq", keep="last"
         )
         result = self._alerts(step_rows, info, hi)
-        st.info = self._referenced_info(info)
+        st.info = self._referenced_info(info, latest)
         self._lap("alerts", t)
         return result
 
@@ -509,9 +512,8 @@ class Engine:
         )
         return _to_transitions(frame)
 
-    def _state_seqs(self) -> list[pl.Series]:
+    def _state_seqs(self, latest_window: pl.Series) -> list[pl.Series]:
         st = self.state
-        latest_window = st.window_events.group_by("rule", "key").agg(pl.col("seq").max())["seq"]
         return [
             st.event_state["info_seq"],
             st.absence_state["info_seq"],
@@ -520,8 +522,8 @@ class Engine:
             latest_window,
         ]
 
-    def _referenced_info(self, info: pl.DataFrame) -> pl.DataFrame:
-        seqs = pl.concat(self._state_seqs()).drop_nulls().unique()
+    def _referenced_info(self, info: pl.DataFrame, latest_window: pl.Series) -> pl.DataFrame:
+        seqs = pl.concat(self._state_seqs(latest_window)).drop_nulls().unique()
         return (
             info.filter(pl.col("seq").is_in(seqs.implode())).select(list(INFO_SCHEMA)).sort("seq")
         )
