@@ -6,6 +6,8 @@
 (c) A per-event Python evaluator of the same rules (bench/engine/baseline.py), timed on a
     sample and scaled; on a smaller stream it must fire and resolve exactly what the engine
     does, rule by rule, so the comparison is fair.
+(d) Live: after part of the stream, the latency of small batches and of a clock tick with no
+    events, as the worker feeds them between bursts.
 
 Goals: >= 1,000,000 events/s through the engine, peak memory < 1 GB, >= 50x the baseline.
 Every phase runs in a fresh process, so each peak RSS is that phase's own.
@@ -92,6 +94,16 @@ def report(r: dict[str, Any]) -> str:
         f"resolves over {c['rules_alerting']} rules, "
         + ("identical per rule" if not c["diffs"] else f"DIFFERENT: {c['diffs']}"),
     ]
+    if "live" in r:
+        lv = r["live"]
+        sizes = ", ".join(f"{int(k):,}: {v * 1000:.0f} ms" for k, v in lv["batch_p50_s"].items())
+        lines += [
+            "",
+            f"(d) live, after {lv['warm_events']:,} events "
+            f"({lv['state_rows']['window_events']:,} window rows carried)",
+            f"    batch p50 by size: {sizes}; a clock tick with no events: "
+            f"{lv['tick_p50_s'] * 1000:.0f} ms",
+        ]
     return "\n".join(lines)
 
 
@@ -109,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--late-share", type=float, default=0.02, help="share of events arriving late"
     )
     parser.add_argument("--skip-replay", action="store_true")
+    parser.add_argument(
+        "--live-after", type=int, default=200_000, help="events fed before (d) measures"
+    )
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -139,6 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         phase("engine", phases.engine, work, args.batch_size)
         if not args.skip_replay:
             phase("replay", phases.replay, work, args.batch_size)
+        phase("live", phases.live, work, args.live_after, args.batch_size)
     results["bench_s"] = time.perf_counter() - started
     print(report(results))
     if args.json:

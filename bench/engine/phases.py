@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,42 @@ def engine(workdir: str, batch_size: int) -> dict[str, Any]:
         "state_bytes": len(eng.state.to_bytes()),
         "rss_loaded_mb": loaded_mb,
         "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def live(workdir: str, warm: int, batch_size: int) -> dict[str, Any]:
+    """What a worker sees between bursts: after `warm` events fed in batches, the latency of
+    small batches and of a clock tick with no events (the worker's idle wait, 200 ms)."""
+    from engine.pipeline.engine import Engine, compile_for_engine
+
+    work = Path(workdir)
+    events = pl.read_parquet(work / "events.parquet")
+    eng = Engine(compile_for_engine((work / "rules.klx").read_text()))
+    warm = min(warm, events.height // 2)
+    for i in range(0, warm, batch_size):
+        eng.feed(events.slice(i, min(batch_size, warm - i)))
+    state_rows = dict(eng.state.size)
+    at = warm
+    batches: dict[str, float] = {}
+    for size, reps in ((1, 30), (100, 30), (1000, 20)):
+        took = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            eng.feed(events.slice(at, size))
+            took.append(time.perf_counter() - t)
+            at += size
+        batches[str(size)] = sorted(took)[len(took) // 2]
+    now = events["ts"][at - 1]
+    ticks = []
+    for k in range(1, 21):
+        t = time.perf_counter()
+        eng.advance(now + timedelta(milliseconds=200 * k))
+        ticks.append(time.perf_counter() - t)
+    return {
+        "warm_events": warm,
+        "state_rows": state_rows,
+        "batch_p50_s": batches,
+        "tick_p50_s": sorted(ticks)[len(ticks) // 2],
     }
 
 
