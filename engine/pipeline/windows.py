@@ -390,7 +390,8 @@ def _roll_shadows(
 def _mend_quantiles(
     rolled: pl.DataFrame, rows: pl.DataFrame, width: int, ranks: dict[str, float]
 ) -> pl.DataFrame:
-    """Percentiles (column: rank) that rolled to NaN, computed again from their windows (cuts.quantile).
+    """Percentiles (`ranks`: column → rank) that rolled to NaN, computed again from their
+    windows (cuts.quantile).
 
     No NaN enters a window (a field's NaN is no value), so a NaN percentile comes from an
     infinity: Polars' rolling kernel interpolates `-inf + f * (x - -inf)`, and even two equal
