@@ -28,11 +28,11 @@ from engine.errors import EngineError
 from engine.pipeline.engine import Engine, compile_for_engine
 from engine.schema import (
     EVENT_SCHEMA,
-    LABELS,
     EventValidationError,
+    events_frame,
     fill_fingerprints,
     format_time,
-    label_text,
+    normalize_record,
     parse_time,
 )
 
@@ -86,128 +86,119 @@ def read_batches(stream: IO[bytes], batch_size: int) -> Iterator[tuple[list[int]
 
 
 def parse_lines(numbers: list[int], lines: list[bytes], received_at: datetime) -> pl.DataFrame:
-    """JSON lines → EVENT_SCHEMA, with DSL.md §7's defaults; the first bad line raises."""
+    """JSON lines → EVENT_SCHEMA, each read as ingest reads the same event; the first bad line
+    raises with its number and ingest's reason.
+
+    Most lines give each field the JSON type it is due (text a string, `value` a number,
+    `labels` an object of strings), and those Polars reads in one pass: the same reading.
+    The other lines, and those that pass cannot vouch for, go one by one through ingest's own
+    `normalize_record`: an epoch number as `ts`, `"value": "1.5"`, `"host": 12`, a label
+    value that is not a string, and every line that is wrong.
+    """
+    text = pl.Series(lines, dtype=pl.Binary).cast(pl.String, strict=False)
+    keys = text.str.count_matches(_LABELS_KEY)
+    escaped = text.str.contains("\\", literal=True).fill_null(False)
+    typed = (
+        ~text.str.contains(_RETYPED)
+        & ~text.str.contains("\\u0000", literal=True)
+        & ((keys == 0) | ((keys == 1) & text.str.contains(_PLAIN_LABELS)))
+    ).fill_null(False)  # a line that is not UTF-8 is read one by one
+    if escaped.any():  # the regular expression is slow: only where a backslash is
+        odd_key = text.filter(escaped).str.contains(_ESCAPED_KEY)
+        typed &= ~pl.Series([False] * len(lines)).scatter(escaped.arg_true(), odd_key)
+    at = typed.arg_true()
+    read = _read_typed([lines[i] for i in at], received_at)
+    if read is None:  # Polars cannot read one of them: ingest's reading names it
+        return _read_each(numbers, lines, received_at)
+    frame, vouched = read
+    fast = typed.clone().scatter(at, vouched)  # the lines the typed pass vouches for
+    if fast.all():
+        return frame
+    rest = (~fast).arg_true()
+    others = _read_each([numbers[i] for i in rest], [lines[i] for i in rest], received_at)
+    return (
+        pl.concat(
+            [
+                frame.filter(vouched).with_columns(__at=fast.arg_true()),
+                others.with_columns(__at=rest),
+            ]
+        )
+        .sort("__at")
+        .drop("__at")
+    )
+
+
+def _read_each(numbers: list[int], lines: list[bytes], received_at: datetime) -> pl.DataFrame:
+    """Lines read one by one as ingest reads a posted event; the first bad one raises."""
+    records = []
+    for number, line in zip(numbers, lines, strict=True):
+        try:
+            item = orjson.loads(line)
+        except orjson.JSONDecodeError as err:
+            raise ReplayInputError(number, f"not JSON: {err}") from None
+        try:
+            records.append(normalize_record(item, received_at=received_at))
+        except EventValidationError as err:
+            raise ReplayInputError(number, err.reason) from None
+    return events_frame(records).with_columns(raw=pl.lit(None, dtype=pl.String))
+
+
+# A line Polars reads exactly as ingest does has no text field given a number, a boolean, an
+# object or an array (Polars would print them), no `value` given anything but a number, no
+# NUL (ingest refuses it), no key written with an escape (the other checks would not see
+# it), and `labels` absent, null, or an object of strings. `"labels":` can only be a key (in
+# valid JSON a quote inside a string is escaped), and a second one means nesting or a
+# repeated key. `ts`, `kind`, `status` and `severity` are checked on what Polars reads (a
+# number or boolean there is never a valid value), and a control character is not JSON to
+# either reader. A line these flag that is plain after all is only read more slowly.
+_TEXT = "|".join(
+    c for c in _LINE_SCHEMA if c not in ("ts", "kind", "status", "severity", "value", "labels")
+)
+_RETYPED = rf'"(?:{_TEXT})"\s*:\s*[^"n\s]|"value"\s*:\s*[^-0-9n\s]'
+_ESCAPED_KEY = r'"(?:[^"\\]|\\.)*\\(?:[^"\\]|\\.)*"\s*:'
+_STRING = r'"(?:[^"\\]|\\.)*"'
+_PAIR = _STRING + r"\s*:\s*" + _STRING
+_LABELS_KEY = r'"labels"\s*:'
+_PLAIN_LABELS = _LABELS_KEY + rf"\s*(?:null|\{{\s*(?:{_PAIR}(?:\s*,\s*{_PAIR})*)?\s*\}})"
+# RFC 3339 as Polars reads it the same as `parse_time` (other forms are read one by one).
+_PLAIN_TS = r"^(?:19|20)\d\d-\d\d-\d\dT(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$"
+
+
+def _read_typed(lines: list[bytes], received_at: datetime) -> tuple[pl.DataFrame, pl.Series] | None:
+    """Lines whose fields have their due JSON types → EVENT_SCHEMA, and which rows it vouches
+    for: a `ts` in the plain RFC 3339 form and a valid date, a known kind, status and severity.
+    None when Polars cannot read them (a line is not JSON, or not an object)."""
     try:
         df = pl.read_ndjson(io.BytesIO(b"\n".join(lines)), schema=_LINE_SCHEMA)
     except pl.exceptions.PolarsError:
-        _find_bad_line(numbers, lines)
-        raise  # _find_bad_line always raises; this keeps type checkers content
+        return None
     if df.height != len(lines):
-        _find_bad_line(numbers, lines)
-    df = _labels_as_ingest_reads_them(df, numbers, lines)
-    ts = df["ts"].str.to_datetime(RFC3339, time_unit="us", time_zone="UTC", strict=False)
-    bad = ts.is_null()
-    if bad.any():
-        i = int(bad.arg_true()[0])
-        value = df["ts"][i]
-        try:
-            ts[i] = parse_time(value, "ts") if value is not None else None
-        except EventValidationError as err:
-            raise ReplayInputError(numbers[i], err.reason) from None
-        if value is None:
-            raise ReplayInputError(numbers[i], "'ts' is required")
-        # Unusual but valid formats: parse the rest one by one.
-        texts = df["ts"].to_list()
-        values = []
-        for j, text in enumerate(texts):
-            try:
-                values.append(
-                    ts[j] if ts[j] is not None else parse_time(text, "ts") if text else None
-                )
-            except EventValidationError as err:
-                raise ReplayInputError(numbers[j], err.reason) from None
-            if values[-1] is None:
-                raise ReplayInputError(numbers[j], "'ts' is required")
-        ts = pl.Series("ts", values, dtype=EVENT_SCHEMA["ts"])
-    df = df.with_columns(ts=ts)
-    for name, allowed, default in (
-        ("kind", EVENT_KINDS, "event"),
-        ("status", STATUSES, "firing"),
-        ("severity", SEVERITIES, "medium"),
-    ):
-        col = df[name].fill_null(default).str.to_lowercase()
-        wrong = ~col.is_in(list(allowed))
-        if wrong.any():
-            i = int(wrong.arg_true()[0])
-            raise ReplayInputError(
-                numbers[i], f"'{name}' must be one of {', '.join(allowed)}, got {df[name][i]!r}"
-            )
-        df = df.with_columns(col.alias(name))
-    strings = [
-        c
-        for c, t in _LINE_SCHEMA.items()
-        if t == pl.String and c not in ("ts", "kind", "status", "severity")
-    ]
+        return None
+    ts = pl.col("ts")
+    df = df.with_columns(
+        ts=pl.when(ts.str.contains(_PLAIN_TS)).then(
+            ts.str.to_datetime(RFC3339, time_unit="us", time_zone="UTC", strict=False)
+        ),
+        **{
+            name: pl.col(name).replace("", None).fill_null(default).str.to_lowercase()
+            for name, default in (("kind", "event"), ("status", "firing"), ("severity", "medium"))
+        },
+    )
+    vouched = df.select(
+        ts.is_not_null()
+        & pl.col("kind").is_in(list(EVENT_KINDS))
+        & pl.col("status").is_in(list(STATUSES))
+        & pl.col("severity").is_in(list(SEVERITIES))
+    ).to_series()
+    strings = [c for c, t in _LINE_SCHEMA.items() if t == pl.String and c != "ts"]
     df = df.with_columns(
         [pl.col(c).fill_null("") for c in strings],
         labels=pl.col("labels").fill_null(pl.lit({}, dtype=_LINE_SCHEMA["labels"])),
         received_at=pl.lit(received_at).dt.cast_time_unit("us"),
         raw=pl.lit(None, dtype=pl.String),
     )
-    df = df.select([pl.col(c).cast(t) for c, t in EVENT_SCHEMA.items()])
-    return fill_fingerprints(df)
-
-
-# A line whose `labels` are absent, null, or an object of string values only; read_ndjson
-# reads those exactly. `"labels":` can only be a key (in valid JSON a quote inside a string is
-# escaped), and a second one means nesting or a repeated key.
-_STRING = r'"(?:[^"\\]|\\.)*"'
-_PAIR = _STRING + r"\s*:\s*" + _STRING
-_LABELS_KEY = r'"labels"\s*:'
-_PLAIN_LABELS = _LABELS_KEY + rf"\s*(?:null|\{{\s*(?:{_PAIR}(?:\s*,\s*{_PAIR})*)?\s*\}})"
-
-
-def _labels_as_ingest_reads_them(
-    df: pl.DataFrame, numbers: list[int], lines: list[bytes]
-) -> pl.DataFrame:
-    """A label value that is not a string gets the text ingest gives it (schema.label_text):
-    read_ndjson prints `1.0` as "1" and keeps null as null, where the same event posted to the
-    API has "1.0" and "". Those few lines are read again one by one."""
-    text = pl.Series(lines, dtype=pl.Binary).cast(pl.String, strict=False)
-    keys = text.str.count_matches(_LABELS_KEY)
-    plain = (keys == 0) | ((keys == 1) & text.str.contains(_PLAIN_LABELS))
-    odd = ~plain.fill_null(False)  # a line that is not UTF-8 is read again too
-    if not odd.any():
-        return df
-    fixed: list[list[dict[str, str]] | None] = [None] * df.height
-    for i in odd.arg_true().to_list():
-        try:
-            labels = orjson.loads(lines[i]).get("labels") or {}
-        except orjson.JSONDecodeError as err:
-            raise ReplayInputError(numbers[i], f"not JSON: {err}") from None
-        fixed[i] = [{"key": str(k), "value": label_text(v)} for k, v in labels.items()]
-    as_ingest = pl.Series(fixed, dtype=pl.List(pl.Struct({"key": pl.String, "value": pl.String})))
-    return df.with_columns(
-        labels=pl.when(pl.lit(odd)).then(pl.lit(as_ingest).cast(LABELS)).otherwise("labels")
-    )
-
-
-def _find_bad_line(numbers: list[int], lines: list[bytes]) -> None:
-    for number, line in zip(numbers, lines, strict=True):
-        try:
-            item = orjson.loads(line)
-        except orjson.JSONDecodeError as err:
-            raise ReplayInputError(number, f"not JSON: {err}") from None
-        if not isinstance(item, dict):
-            raise ReplayInputError(number, "an event must be a JSON object")
-        try:
-            pl.read_ndjson(io.BytesIO(line), schema=_LINE_SCHEMA)
-        except pl.exceptions.PolarsError:
-            raise ReplayInputError(number, _explain(item)) from None
-    raise ReplayInputError(numbers[0], "cannot read these lines as events")
-
-
-def _explain(item: dict[str, Any]) -> str:
-    value = item.get("value")
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-        return f"'value' must be a number, got {value!r}"
-    labels = item.get("labels")
-    if labels is not None and not isinstance(labels, dict):
-        return "'labels' must be an object of names to strings"
-    for name in _LINE_SCHEMA:
-        if name not in ("value", "labels") and isinstance(item.get(name), dict | list):
-            return f"'{name}' must be a string"
-    return "cannot read this line as an event"
+    df = df.select([pl.col(c).cast(t, strict=False) for c, t in EVENT_SCHEMA.items()])
+    return fill_fingerprints(df), vouched
 
 
 def transition_lines(transitions: pl.DataFrame) -> Iterator[bytes]:

@@ -104,3 +104,40 @@ def test_events_from_stdin(rules: Path) -> None:
         "notify": [],
         "title": "Down a",
     }
+
+
+def test_lines_read_as_the_api_reads_them(rules: Path, tmp_path: Path) -> None:
+    """An epoch `ts`, a numeric-string `value` and a numeric `host`, beside plain lines: the
+    same transitions as the plain form of the same events (DSL.md §7)."""
+    plain = [
+        *GOOD,
+        '{"ts": "2026-01-01T00:00:30Z", "title": "down", "host": "7", "value": 1.5}',
+    ]
+    loose = [
+        GOOD[0],
+        '{"ts": 1767225610, "title": "beat", "host": "b"}',
+        '{"ts": 1767225620000, "title": "down", "host": "a", "status": "resolved"}',
+        '{"ts": "2026-01-01T00:00:30Z", "title": "down", "host": 7, "value": "1.5"}',
+    ]
+    out = []
+    for name, events in (("plain", plain), ("loose", loose)):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("\n".join(events) + "\n")
+        p = klaxon("replay", "--rules", str(rules), "--events", str(path), "--batch-size", "3")
+        assert p.returncode == 0, p.stderr
+        out.append(lines(p.stdout))
+    assert out[0] == out[1]
+    assert [(x["at"], x["key"], x["value"]) for x in out[1]][-1] == (
+        "2026-01-01T00:00:30Z",
+        {"host": "7"},
+        1.5,
+    )
+
+
+def test_a_line_the_api_refuses_is_refused(rules: Path, tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text(GOOD[0] + '\n{"ts": "2026-01-01T00:00:30Z", "host": true}\n')
+    p = klaxon("replay", "--rules", str(rules), "--events", str(events))
+    assert p.returncode == 1
+    assert p.stdout == ""
+    assert "line 2: 'host' must be a string" in p.stderr
