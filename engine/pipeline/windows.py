@@ -25,6 +25,9 @@ from dsl.compiler import AggSpec, CompiledRule, WindowSpec
 from engine.pipeline.cuts import (
     CUT_COUNTS,
     FINITE,
+    LARGEST,
+    ROWS,
+    VALUED,
     Bound,
     Cut,
     cut_counts,
@@ -82,6 +85,17 @@ class WindowRule:
     @property
     def horizon(self) -> int:
         return self.width * (2 if self.spec.prev else 1)
+
+    @property
+    def rises_only(self) -> bool:
+        """Whether the condition can turn true only where an event arrives: a row leaving
+        the window can only make it false (`count() > 40`, `count_distinct(u) >= 5`,
+        `max(x) > 9`, `min(x) < 3`)."""
+        if self.bound is None:
+            return False
+        if self.bound.stat in (ROWS, VALUED):
+            return True
+        return self.spec.agg.name == ("max" if self.bound.stat == LARGEST else "min")
 
     @classmethod
     def of(cls, rule: CompiledRule) -> WindowRule:
@@ -696,6 +710,18 @@ def step_window_rules(
     # Only the groups with a point in this range are evaluated: a small batch, or a tick of
     # the clock, has points in a few of the groups whose rows are carried.
     touched = data.filter(within(arrives) | within(leaves) | (is_prev & within(leaves_prev)))
+    # A group of a rule that can only turn true where an event arrives (`rises_only`), false
+    # when the range begins (it carries no state) and with no arrival in the range, has only
+    # rows leaving its window: it stays false, and a tick of the clock is mostly such groups.
+    rising = [r.rule_id for r in rules if r.rises_only]
+    if rising:
+        arrived = touched.filter(within(arrives))["h"]
+        stays_false = touched.filter(
+            pl.col("rule").is_in(rising)
+            & ~pl.col("h").is_in(arrived.implode())
+            & ~pl.col("h").is_in(state["h"].implode())
+        )["h"]
+        touched = touched.filter(~pl.col("h").is_in(stays_false.implode()))
     evaluated = data.filter(pl.col("h").is_in(touched["h"].unique().implode()))
     # A group whose rows cannot meet its condition in any window (`count() > 40` over 12
     # rows), and that carries no alert, is false at every point: it gets none evaluated.

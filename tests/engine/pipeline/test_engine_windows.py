@@ -94,6 +94,30 @@ def test_for_on_a_window_fires_only_when_true_for_the_whole_hold() -> None:
     assert run(rules, [ev(0), ev(10)], until=600) == []
 
 
+@pytest.mark.parametrize(
+    ("condition", "values", "fired"),
+    [
+        # [1, 2, 100] has a median of 2; without the 1, of 51
+        ("p50(value) > 50", [1, 2, 100], 51),
+        # the smallest value leaves and the smallest left is above 5
+        ("min(value) > 5", [1, 10, 20], 10),
+        ("avg(value) > 50", [1, 60, 70], 65),
+    ],
+)
+def test_a_condition_that_turns_true_where_an_event_leaves_its_window(
+    condition: str, values: list[float], fired: float
+) -> None:
+    """Fires at 60, where the event at 0 leaves: also fed one event per batch, where 60 falls
+    in a range with no event of h1 (another host's events at 50 and 200 close the ranges)."""
+    rules = COUNT2.replace("count() >= 2", condition)
+    events = [ev(t, value=v) for t, v in zip((0, 30, 40), values, strict=True)]
+    events += [ev(50, host="h2", value=0), ev(200, host="h2", value=0)]
+    assert run(rules, events, until=600) == [
+        (60, "w", H1, "fired", fired),
+        (100, "w", H1, "resolved", None),
+    ]
+
+
 # ---------------------------------------------------------------- late events
 
 LATE_RULES = """
