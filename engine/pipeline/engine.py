@@ -47,7 +47,7 @@ from engine.pipeline.matching import (
 )
 from engine.pipeline.mute import muted_by
 from engine.pipeline.state import ACTIVE_SCHEMA, PENDING_SCHEMA, EngineState
-from engine.pipeline.windows import WINDOW_EVENTS, WindowRule, group_hash, step_window_rules
+from engine.pipeline.windows import WINDOW_EVENTS, WindowRule, step_window_rules
 from engine.schema import FED_SCHEMA, TRANSITION, TRANSITION_SCHEMA, UTC_US, validate
 
 _ORDER = {"fired": 0, "repeated": 1, "resolved": 2}
@@ -299,14 +299,13 @@ class Engine:
         )
         steps.append(out)
         t = self._lap("absence_rules", t)
-        steps.append(self._windows(base.filter(pl.col("rkind") == "window"), events, lo, hi))
+        window_out, latest = self._windows(base.filter(pl.col("rkind") == "window"), events, lo, hi)
+        steps.append(window_out)
         step_rows = pl.concat(steps, how="vertical_relaxed").cast(STEP_OUT)
         t = self._lap("window_rules", t)
 
-        # Context only for the events transitions or state refer to.
-        # Each window group's latest arrival is its context (once a pass: `_alerts` leaves the
-        # window rows as they are).
-        latest = st.window_events.group_by(group_hash()).agg(pl.col("seq").max())["seq"]
+        # Context only for the events transitions or state refer to; each window group's
+        # latest arrival is its context (`latest`).
         needed = pl.concat([step_rows["info_seq"], *self._state_seqs(latest)]).drop_nulls().unique()
         fresh = events.filter(pl.col("seq").is_in(needed.implode()))
         info = pl.concat([st.info, info_of(fresh)], how="vertical_relaxed").unique(
@@ -317,7 +316,10 @@ class Engine:
         self._lap("alerts", t)
         return result
 
-    def _windows(self, base: pl.DataFrame, events: pl.DataFrame, lo: int, hi: int) -> pl.DataFrame:
+    def _windows(
+        self, base: pl.DataFrame, events: pl.DataFrame, lo: int, hi: int
+    ) -> tuple[pl.DataFrame, pl.Series]:
+        """The window rules' step rows, and each window group's latest `seq`."""
         st, plan = self.state, self._plan
         firing = base.filter(pl.col("firing") & ~pl.col("late"))
         # Each distinct aggregated field is read once, over the rows its rules matched.
@@ -363,11 +365,11 @@ class Engine:
                 )
             )
         fresh = pl.concat(parts, how="vertical_relaxed").cast(WINDOW_EVENTS).sort("t_in", "seq")
-        out, keep, carried = step_window_rules(
+        out, keep, carried, latest = step_window_rules(
             list(plan.windows.values()), fresh, st.window_events, st.window_state, lo, hi
         )
         st.window_events, st.window_state = keep, carried
-        return out
+        return out, latest
 
     # ---------------------------------------------------------------- alerts
 

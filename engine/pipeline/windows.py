@@ -672,8 +672,9 @@ def step_window_rules(
     state: pl.DataFrame,
     lo: int,
     hi: int,
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """All window rules over [lo, hi): transitions, the events to keep, the condition state.
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.Series]:
+    """All window rules over [lo, hi): transitions, the events to keep, the condition state,
+    and the `seq` of each kept group's latest event (its context, which the engine keeps).
 
     `fresh` are this batch's matching firing events (WINDOW_EVENTS, t_in = engine instant);
     `events` and `state` are what the rules carried (WINDOW_EVENTS, WINDOW_STATE).
@@ -682,6 +683,7 @@ def step_window_rules(
         pl.DataFrame(schema=STEP_OUT),
         pl.DataFrame(schema=WINDOW_EVENTS),
         pl.DataFrame(schema=WINDOW_STATE),
+        pl.Series("seq", [], dtype=pl.Int64),
     )
     if not rules:
         return empty
@@ -869,6 +871,7 @@ def step_window_rules(
         out.select(list(STEP_OUT)).cast(STEP_OUT),
         keep.select(list(WINDOW_EVENTS)),
         by_rule_key(carried.select(list(WINDOW_STATE))),
+        keep.group_by("h").agg(pl.col("seq").max())["seq"],
     )
 
 
