@@ -714,7 +714,8 @@ def step_window_rules(
     touched = data.filter(within(arrives) | within(leaves) | (is_prev & within(leaves_prev)))
     # A group of a rule that can only turn true where an event arrives (`rises_only`), false
     # when the range begins (it carries no state) and with no arrival in the range, has only
-    # rows leaving its window: it stays false, and a tick of the clock is mostly such groups.
+    # rows leaving its window: it stays false (a clock tick, with no arrival at all, skips
+    # every such group of those rules).
     rising = [r.rule_id for r in rules if r.rises_only]
     if rising:
         arrived = touched.filter(within(arrives))["h"]
