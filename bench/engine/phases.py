@@ -235,3 +235,59 @@ def check(workdir: str, n: int, batch_size: int) -> dict[str, Any]:
         "diffs": diffs,
         "late_events": [eng.state.late_events, base.late_events],
     }
+
+
+def floor(workdir: str) -> dict[str, Any]:
+    """The least work we found that any Polars evaluation of these rules must do, given every
+    event in one frame: label columns, each rule's `when`, a key per matching event (hashed,
+    not the JSON the engine writes), one rolling count per window rule over its matching
+    events on a single (key, time) axis (the cheapest rolling aggregate: the rules' own are
+    dearer), and each absence rule's last arrival per key. No state, batches, expiry instants,
+    `for`, transitions or alerts: the engine does all this and more, so no Polars evaluation
+    of these rules we know of can be faster on this machine."""
+    from engine.pipeline.engine import compile_for_engine
+    from engine.pipeline.matching import extract_labels, match_rules
+
+    work = Path(workdir)
+    events = pl.read_parquet(work / "events.parquet")
+    compiled = compile_for_engine((work / "rules.klx").read_text())
+    rules = compiled.rules
+    parts: dict[str, float] = {}
+    start = lap = time.perf_counter()
+
+    def took(name: str) -> None:
+        nonlocal lap
+        parts[name], lap = time.perf_counter() - lap, time.perf_counter()
+
+    ev = extract_labels(events, compiled.event_labels).with_columns(t=pl.col("ts").dt.epoch("us"))
+    took("labels")
+    matched = match_rules(ev, rules).rows
+    took("match")
+    by_fields: dict[tuple[str, ...], list[int]] = {}
+    for i, r in enumerate(rules):
+        by_fields.setdefault(r.key_fields, []).append(i)
+    keyed = []
+    for idxs in by_fields.values():
+        pairs = matched.filter(pl.col("rule_idx").is_in(idxs))
+        rows = pairs["row"].unique().sort()
+        exprs = rules[idxs[0]].key_exprs
+        reads = sorted({c for e in exprs for c in e.meta.root_names()}) or ["t"]
+        keys = ev.select(reads)[rows].select(pl.struct(*exprs).hash().alias("key"))
+        keyed.append(pairs.join(pl.DataFrame({"row": rows, "key": keys["key"]}), on="row"))
+    by_rule = pl.concat(keyed).partition_by("rule_idx", as_dict=True)
+    took("keys")
+    axis = pl.col("key").rle_id().cast(pl.Int64) * (1 << 34) + pl.col("t") - pl.col("t").min()
+    for (i,), pairs in by_rule.items():
+        window = rules[i].window  # type: ignore[index]
+        if window is not None:
+            arrivals = ev.select("t")[pairs["row"]].with_columns(key=pairs["key"], one=1)
+            arrivals.sort("key", "t").select(
+                pl.col("one").rolling_sum_by(axis, f"{window.duration_ms * 1000}i")
+            )
+    took("windows")
+    for (i,), pairs in by_rule.items():
+        if rules[i].absent_ms is not None:  # type: ignore[index]
+            pairs.group_by("key").agg(pl.col("row").max())
+    took("absence")
+    total = time.perf_counter() - start
+    return {"parts_s": parts, "total_s": total, "events_per_s": events.height / total}
