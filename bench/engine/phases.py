@@ -276,17 +276,18 @@ def floor(workdir: str) -> dict[str, Any]:
         keyed.append(pairs.join(pl.DataFrame({"row": rows, "key": keys["key"]}), on="row"))
     by_rule = pl.concat(keyed).partition_by("rule_idx", as_dict=True)
     took("keys")
-    axis = pl.col("key").rle_id().cast(pl.Int64) * (1 << 34) + pl.col("t") - pl.col("t").min()
     for (i,), pairs in by_rule.items():
-        window = rules[i].window  # type: ignore[index]
+        window = rules[i].window
         if window is not None:
+            width = window.duration_ms * 1000
+            # each key's times, one key after another: (key rank) * (span + width) + time
+            span = pl.col("t").max() - pl.col("t").min() + width
+            axis = pl.col("key").rle_id().cast(pl.Int64) * span + pl.col("t") - pl.col("t").min()
             arrivals = ev.select("t")[pairs["row"]].with_columns(key=pairs["key"], one=1)
-            arrivals.sort("key", "t").select(
-                pl.col("one").rolling_sum_by(axis, f"{window.duration_ms * 1000}i")
-            )
+            arrivals.sort("key", "t").select(pl.col("one").rolling_sum_by(axis, f"{width}i"))
     took("windows")
     for (i,), pairs in by_rule.items():
-        if rules[i].absent_ms is not None:  # type: ignore[index]
+        if rules[i].absent_ms is not None:
             pairs.group_by("key").agg(pl.col("row").max())
     took("absence")
     total = time.perf_counter() - start
